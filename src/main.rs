@@ -1,0 +1,2 @@
+//! The `grantledger` command.
+fn main() {}
