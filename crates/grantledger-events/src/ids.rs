@@ -4,8 +4,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The longest id, in bytes. Ids are keys in indices and NATS subjects, so
-/// they are bounded.
+/// they are bounded. A grant id is `grant:` and a request id, so it may be
+/// six bytes longer.
 pub const ID_BYTES_MAX: usize = 256;
+
+// INVARIANT: GrantId::BYTES_MAX is ID_BYTES_MAX plus this prefix, so every
+// request id has a valid grant id.
+const _: () = assert!(GrantId::BYTES_MAX == ID_BYTES_MAX + GRANT_ID_PREFIX.len());
 
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,11 +24,11 @@ pub struct IdError {
     pub rule: &'static str,
 }
 
-fn check_id(what: &'static str, value: &str) -> Result<(), IdError> {
+fn check_id(what: &'static str, bytes_max: usize, value: &str) -> Result<(), IdError> {
     let rule = if value.is_empty() {
         Some("must not be empty")
-    } else if value.len() > ID_BYTES_MAX {
-        Some("must be at most 256 bytes")
+    } else if value.len() > bytes_max {
+        Some("is too long")
     } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some("must not contain whitespace or control characters")
     } else {
@@ -40,20 +45,23 @@ fn check_id(what: &'static str, value: &str) -> Result<(), IdError> {
 }
 
 macro_rules! typed_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
         #[serde(transparent)]
         pub struct $name(
-            #[schemars(length(min = 1, max = 256), regex(pattern = r"^[^\s]+$"))] String,
+            #[schemars(length(min = 1, max = $max), regex(pattern = r"^[^\s]+$"))] String,
         );
 
         impl $name {
-            /// Checks `value` (non-empty, at most [`ID_BYTES_MAX`] bytes, no
+            /// The longest value, in bytes.
+            pub const BYTES_MAX: usize = $max;
+
+            /// Checks `value` (non-empty, at most `BYTES_MAX` bytes, no
             /// whitespace or control characters) and wraps it.
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
-                check_id($what, &value)?;
+                check_id(concat!($what, " (at most ", $max, " bytes)"), $max, &value)?;
                 Ok(Self(value))
             }
 
@@ -81,39 +89,54 @@ macro_rules! typed_id {
 typed_id!(
     /// A producer-chosen id for one access request; the idempotency key.
     RequestId,
-    "request id"
+    "request id",
+    256
 );
 typed_id!(
     /// The id of one grant, derived from the request that caused it.
     GrantId,
-    "grant id"
+    "grant id",
+    262
 );
 typed_id!(
     /// A person, workload or agent identity.
     PrincipalId,
-    "principal id"
+    "principal id",
+    256
 );
 typed_id!(
     /// A resource on a target system, such as `db/prod/orders`.
     ResourceId,
-    "resource id"
+    "resource id",
+    256
 );
 typed_id!(
     /// The id of an approved entitlement in the catalog.
     EntitlementId,
-    "entitlement id"
+    "entitlement id",
+    256
 );
 typed_id!(
     /// A tenant: one partition of the ledger.
     TenantId,
-    "tenant id"
+    "tenant id",
+    256
 );
+
+const GRANT_ID_PREFIX: &str = "grant:";
 
 impl GrantId {
     /// The grant a request causes. A request causes at most one grant, so the
     /// grant id is derived from the request id: replay gives the same ids.
     pub fn for_request(request: &RequestId) -> GrantId {
-        GrantId(format!("grant:{}", request.as_str()))
+        GrantId(format!("{GRANT_ID_PREFIX}{}", request.as_str()))
+    }
+
+    /// The request this grant was issued for, when the id was derived by
+    /// [`GrantId::for_request`].
+    pub fn request(&self) -> Option<RequestId> {
+        let request = self.0.strip_prefix(GRANT_ID_PREFIX)?;
+        RequestId::new(request).ok()
     }
 }
 
@@ -188,10 +211,14 @@ mod tests {
         let error = RequestId::new("has space").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "request id `has space` is invalid: must not contain whitespace or control characters"
+            "request id (at most 256 bytes) `has space` is invalid: must not contain whitespace or control characters"
         );
         assert_eq!(PrincipalId::new("").unwrap_err().rule, "must not be empty");
         assert!(ResourceId::new("x".repeat(ID_BYTES_MAX + 1)).is_err());
+        let longest = RequestId::new("r".repeat(ID_BYTES_MAX)).unwrap();
+        let grant = GrantId::for_request(&longest);
+        assert_eq!(GrantId::new(grant.as_str()).unwrap(), grant);
+        assert_eq!(grant.request(), Some(longest));
     }
 
     #[test]
