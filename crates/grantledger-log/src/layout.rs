@@ -1,0 +1,231 @@
+//! Names and byte encodings of everything the log stores in RocksDB.
+//!
+//! Public so that tools which are not ours (and our own tamper tests and benchmarks) can
+//! read or rebuild the database byte for byte; `schemas/LOG_FORMAT.md` says the same in prose.
+
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions};
+
+use crate::Head;
+
+/// Records by sequence: key [`record_key`], value header || body.
+pub const CF_RECORDS: &str = "records";
+/// Request id → sequences: key [`index_entry_key`], value empty.
+pub const CF_INDEX_REQUEST: &str = "idx_request";
+/// Grant id → sequences: key [`index_entry_key`], value empty.
+pub const CF_INDEX_GRANT: &str = "idx_grant";
+/// Principal → sequences: key [`index_entry_key`], value empty.
+pub const CF_INDEX_PRINCIPAL: &str = "idx_principal";
+/// Resource → sequences: key [`index_entry_key`], value empty.
+pub const CF_INDEX_RESOURCE: &str = "idx_resource";
+/// Metadata: [`META_KEY_FORMAT`], [`META_KEY_HEAD`]; keys starting with `checkpoint/` are
+/// reserved for signed checkpoints.
+pub const CF_META: &str = "meta";
+
+/// Every column family a log has besides RocksDB's `default` (which stays empty).
+pub const COLUMN_FAMILIES: [&str; 6] = [
+    CF_RECORDS,
+    CF_INDEX_REQUEST,
+    CF_INDEX_GRANT,
+    CF_INDEX_PRINCIPAL,
+    CF_INDEX_RESOURCE,
+    CF_META,
+];
+
+/// Meta key whose value is [`FORMAT_MARKER`]; written once, when the log is created.
+pub const META_KEY_FORMAT: &[u8] = b"format";
+/// What a grantledger log of this format stores under [`META_KEY_FORMAT`].
+pub const FORMAT_MARKER: &[u8] = b"grantledger-log/1";
+/// Meta key whose value is the head, [`META_HEAD_BYTES`] long; see [`encode_head`].
+pub const META_KEY_HEAD: &[u8] = b"head";
+/// Size of the stored head: sequence u64 BE || hash 32 || time_ms i64 BE.
+pub const META_HEAD_BYTES: usize = 48;
+
+/// Size of a record key: the sequence as u64 big-endian, so key order is log order.
+pub const RECORD_KEY_BYTES: usize = 8;
+
+/// Longest index key (a request id, a grant id, a principal, a resource), in bytes.
+pub const INDEX_KEY_BYTES_MAX: usize = 1024;
+/// Most principals one record may be indexed under.
+pub const INDEX_PRINCIPALS_MAX: usize = 64;
+
+// INVARIANT: index keys are length-prefixed with a u16, so their bound must fit in one.
+const _: () = assert!(INDEX_KEY_BYTES_MAX <= u16::MAX as usize);
+
+/// Which secondary index to look in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IndexName {
+    /// Request ids.
+    Request,
+    /// Grant ids.
+    Grant,
+    /// Principals (subjects, approvers, requesters).
+    Principal,
+    /// Resources.
+    Resource,
+}
+
+impl IndexName {
+    /// The column family that holds this index.
+    pub fn column_family(self) -> &'static str {
+        match self {
+            IndexName::Request => CF_INDEX_REQUEST,
+            IndexName::Grant => CF_INDEX_GRANT,
+            IndexName::Principal => CF_INDEX_PRINCIPAL,
+            IndexName::Resource => CF_INDEX_RESOURCE,
+        }
+    }
+}
+
+impl IndexName {
+    /// Every index, in the order of their discriminants.
+    pub const ALL: [IndexName; 4] = [
+        IndexName::Request,
+        IndexName::Grant,
+        IndexName::Principal,
+        IndexName::Resource,
+    ];
+}
+
+// INVARIANT: `IndexName::ALL[i] as usize == i`, which `append_batch` relies on.
+const _: () = {
+    let mut i = 0;
+    while i < IndexName::ALL.len() {
+        assert!(IndexName::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+/// The key of a record in [`CF_RECORDS`].
+pub fn record_key(sequence: u64) -> [u8; RECORD_KEY_BYTES] {
+    sequence.to_be_bytes()
+}
+
+/// The sequence a [`CF_RECORDS`] key names, or `None` if the key is not 8 bytes.
+pub fn sequence_from_record_key(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Appends the index entry key `u16 BE len(key) || key || sequence u64 BE` to `out`.
+///
+/// The length prefix makes the encoding self-delimiting: the entries for one key are
+/// exactly the keys that start with [`index_prefix`] of it and are 8 bytes longer, and
+/// they sort by sequence.
+///
+/// # Panics
+/// If `key` is longer than [`INDEX_KEY_BYTES_MAX`]; appends check that first.
+pub fn index_entry_key(key: &[u8], sequence: u64, out: &mut Vec<u8>) {
+    index_prefix(key, out);
+    out.extend_from_slice(&sequence.to_be_bytes());
+}
+
+/// Appends `u16 BE len(key) || key` to `out`.
+///
+/// # Panics
+/// If `key` is longer than [`INDEX_KEY_BYTES_MAX`].
+pub fn index_prefix(key: &[u8], out: &mut Vec<u8>) {
+    assert!(
+        key.len() <= INDEX_KEY_BYTES_MAX,
+        "index key over index_key_bytes_max"
+    );
+    // INVARIANT: INDEX_KEY_BYTES_MAX fits in a u16 (checked at compile time above).
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+}
+
+/// The stored form of a head.
+pub fn encode_head(head: &Head) -> [u8; META_HEAD_BYTES] {
+    let mut bytes = [0u8; META_HEAD_BYTES];
+    bytes[0..8].copy_from_slice(&head.sequence.to_be_bytes());
+    bytes[8..40].copy_from_slice(&head.hash);
+    bytes[40..48].copy_from_slice(&head.time_ms.to_be_bytes());
+    bytes
+}
+
+/// Reads a stored head, or `None` if it is not [`META_HEAD_BYTES`] long.
+pub fn decode_head(bytes: &[u8]) -> Option<Head> {
+    let bytes: &[u8; META_HEAD_BYTES] = bytes.try_into().ok()?;
+    Some(Head {
+        sequence: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
+        hash: bytes[8..40].try_into().ok()?,
+        time_ms: i64::from_be_bytes(bytes[40..48].try_into().ok()?),
+    })
+}
+
+/// The database options the log opens RocksDB with, minus `create_if_missing` and
+/// `create_missing_column_families`, which only `Log::create` turns on.
+///
+/// Nothing here acknowledges a write before it is durable: the WAL is always on and
+/// `sync` is decided per write. Benchmarks use the same options for their raw baseline.
+pub fn rocksdb_options() -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_max_background_jobs(2);
+    options.set_keep_log_file_num(8);
+    options.set_max_log_file_size(16 << 20);
+    options
+}
+
+/// The column family descriptors to open a log with, in [`COLUMN_FAMILIES`] order.
+///
+/// `records` uses 16 KiB table blocks instead of RocksDB's 4 KiB: the log is mostly read
+/// front to back (verify, replay), where fewer and larger blocks mean fewer reads and
+/// better compression, while a single-record read still decompresses only 16 KiB.
+pub fn column_family_descriptors() -> Vec<ColumnFamilyDescriptor> {
+    COLUMN_FAMILIES
+        .iter()
+        .map(|name| {
+            let mut options = rocksdb_options();
+            if *name == CF_RECORDS {
+                let mut table = BlockBasedOptions::default();
+                table.set_block_size(RECORDS_BLOCK_BYTES);
+                options.set_block_based_table_factory(&table);
+            }
+            ColumnFamilyDescriptor::new(*name, options)
+        })
+        .collect()
+}
+
+/// Read options for walking `records` front to back (verify, replay): read ahead, and
+/// leave the block cache to point reads, since a walk would only churn it.
+/// Checksums of table blocks are verified, as always.
+pub fn scan_read_options() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.set_readahead_size(SCAN_READAHEAD_BYTES);
+    options.fill_cache(false);
+    options.set_verify_checksums(true);
+    options
+}
+
+/// Table block size of the `records` column family.
+const RECORDS_BLOCK_BYTES: usize = 16 << 10;
+/// How far a front-to-back walk reads ahead.
+const SCAN_READAHEAD_BYTES: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_entries_are_self_delimiting() {
+        let mut short = Vec::new();
+        index_entry_key(b"ab", 7, &mut short);
+        assert_eq!(short, [0, 2, b'a', b'b', 0, 0, 0, 0, 0, 0, 0, 7]);
+        // "ab" must not see the entries of "abc", although one is a prefix of the other.
+        let mut prefix = Vec::new();
+        index_prefix(b"ab", &mut prefix);
+        let mut longer = Vec::new();
+        index_entry_key(b"abc", 7, &mut longer);
+        assert!(!longer.starts_with(&prefix));
+    }
+
+    #[test]
+    fn head_roundtrip() {
+        let head = Head {
+            sequence: 9,
+            hash: [3; 32],
+            time_ms: -5,
+        };
+        assert_eq!(decode_head(&encode_head(&head)), Some(head));
+        assert_eq!(decode_head(&[0; 47]), None);
+    }
+}
