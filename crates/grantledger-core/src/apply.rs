@@ -1,0 +1,837 @@
+//! `apply`: folds one committed event into the state, refusing events that
+//! break a rule of the ledger. Every check runs before anything changes, so
+//! a refused event leaves the state as it was.
+
+use std::sync::Arc;
+
+use grantledger_events::{
+    ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
+    DecisionRecorded, Event, EventKind, GrantExtended, GrantId, GrantIssued, GrantRevoked,
+    Principal, RequestSubmitted, ReviewRecorded, RevocationReason, Timestamp,
+};
+
+use crate::catalog::Catalog;
+use crate::policy::{
+    BreakGlassInput, PolicyInput, check_break_glass, evaluate, is_present, normalize_actions,
+};
+use crate::rejection::Rejection;
+use crate::state::{Approval, Asked, Grant, Holder, Name, Revocation, Stage, State, Terms};
+
+/// Why an event cannot follow the state: which rule it breaks, on which
+/// event, and the offending values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{}` event breaks `{}`: {detail}", event.name(), kind.code())]
+pub struct ApplyError {
+    kind: ApplyErrorKind,
+    event: EventKind,
+    detail: String,
+}
+
+impl ApplyError {
+    /// The broken rule.
+    pub fn kind(&self) -> ApplyErrorKind {
+        self.kind
+    }
+
+    /// The kind of the refused event.
+    pub fn event(&self) -> EventKind {
+        self.event
+    }
+
+    /// The offending values.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+/// The closed set of rules an event can break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApplyErrorKind {
+    /// The event's ledger time is before the previous event's.
+    TimeWentBack,
+    /// A published catalog does not parse or validate.
+    CatalogInvalid,
+    /// A published catalog's hash is not blake3 of its text.
+    CatalogHashMismatch,
+    /// A request or break-glass with no catalog in force.
+    NoCatalogInForce,
+    /// A request id recorded twice.
+    RequestDuplicated,
+    /// An event about a request that was never recorded.
+    RequestUnknown,
+    /// A second decision for one request id (or a decision for a request
+    /// that is not waiting for one).
+    DecisionDuplicated,
+    /// A decision made under another catalog than the one in force.
+    DecisionCatalogNotInForce,
+    /// A decision the policy, re-run on the recorded request and catalog,
+    /// does not give.
+    DecisionContradictsPolicy,
+    /// An approval for a request not waiting for approval.
+    RequestNotPending,
+    /// An approval by the requester (or a non-human requester's owner).
+    SelfApproval,
+    /// An approval by someone outside the approver group.
+    ApproverNotInGroup,
+    /// A second approval by the same approver.
+    ApproverNotDistinct,
+    /// A grant with no decision that allowed it.
+    GrantWithoutAllowingDecision,
+    /// A grant before enough distinct approvals.
+    GrantWithoutEnoughApprovals,
+    /// A second grant for one request.
+    GrantDuplicated,
+    /// A grant id not derived from its request id.
+    GrantIdNotDerived,
+    /// A grant for another principal, entitlement, resource or actions than
+    /// were asked for, or with the wrong break-glass flag.
+    GrantDiffersFromRequest,
+    /// A grant issued at another time than its record's ledger time.
+    GrantNotIssuedAtRecordTime,
+    /// A grant whose `expires_at` is past `issued_at` plus the entry's
+    /// maximum TTL (or the break-glass cap).
+    GrantTtlExceedsEntryMax,
+    /// A grant whose TTL is not the one decided.
+    GrantTtlDiffersFromDecision,
+    /// A grant whose `expires_at_cap` is not `issued_at` plus the entry's
+    /// maximum TTL (or the break-glass cap).
+    GrantCapDiffersFromEntry,
+    /// An event about a grant that was never issued.
+    GrantUnknown,
+    /// A revocation or extension of a grant that is revoked or past its
+    /// `expires_at`.
+    GrantNotActive,
+    /// An expiry recorded before `expires_at`.
+    ExpiredBeforeExpiresAt,
+    /// An extension past the cap, not later, not from the expiry in force,
+    /// by someone other than the holder, or of an approved grant.
+    ExtensionNotAllowed,
+    /// A revocation report for a grant that was not revoked.
+    GrantNotRevoked,
+    /// A revocation report after the confirmation.
+    RevocationAlreadyConfirmed,
+    /// A break-glass that breaks a break-glass rule.
+    BreakGlassBreaksPolicy,
+    /// A review of a grant that owes none, a second review, or a review by
+    /// the holder.
+    ReviewNotAllowed,
+}
+
+impl ApplyErrorKind {
+    /// Every kind.
+    pub const ALL: [ApplyErrorKind; 30] = [
+        ApplyErrorKind::TimeWentBack,
+        ApplyErrorKind::CatalogInvalid,
+        ApplyErrorKind::CatalogHashMismatch,
+        ApplyErrorKind::NoCatalogInForce,
+        ApplyErrorKind::RequestDuplicated,
+        ApplyErrorKind::RequestUnknown,
+        ApplyErrorKind::DecisionDuplicated,
+        ApplyErrorKind::DecisionCatalogNotInForce,
+        ApplyErrorKind::DecisionContradictsPolicy,
+        ApplyErrorKind::RequestNotPending,
+        ApplyErrorKind::SelfApproval,
+        ApplyErrorKind::ApproverNotInGroup,
+        ApplyErrorKind::ApproverNotDistinct,
+        ApplyErrorKind::GrantWithoutAllowingDecision,
+        ApplyErrorKind::GrantWithoutEnoughApprovals,
+        ApplyErrorKind::GrantDuplicated,
+        ApplyErrorKind::GrantIdNotDerived,
+        ApplyErrorKind::GrantDiffersFromRequest,
+        ApplyErrorKind::GrantNotIssuedAtRecordTime,
+        ApplyErrorKind::GrantTtlExceedsEntryMax,
+        ApplyErrorKind::GrantTtlDiffersFromDecision,
+        ApplyErrorKind::GrantCapDiffersFromEntry,
+        ApplyErrorKind::GrantUnknown,
+        ApplyErrorKind::GrantNotActive,
+        ApplyErrorKind::ExpiredBeforeExpiresAt,
+        ApplyErrorKind::ExtensionNotAllowed,
+        ApplyErrorKind::GrantNotRevoked,
+        ApplyErrorKind::RevocationAlreadyConfirmed,
+        ApplyErrorKind::BreakGlassBreaksPolicy,
+        ApplyErrorKind::ReviewNotAllowed,
+    ];
+
+    /// A stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ApplyErrorKind::TimeWentBack => "time_went_back",
+            ApplyErrorKind::CatalogInvalid => "catalog_invalid",
+            ApplyErrorKind::CatalogHashMismatch => "catalog_hash_mismatch",
+            ApplyErrorKind::NoCatalogInForce => "no_catalog_in_force",
+            ApplyErrorKind::RequestDuplicated => "request_duplicated",
+            ApplyErrorKind::RequestUnknown => "request_unknown",
+            ApplyErrorKind::DecisionDuplicated => "decision_duplicated",
+            ApplyErrorKind::DecisionCatalogNotInForce => "decision_catalog_not_in_force",
+            ApplyErrorKind::DecisionContradictsPolicy => "decision_contradicts_policy",
+            ApplyErrorKind::RequestNotPending => "request_not_pending",
+            ApplyErrorKind::SelfApproval => "self_approval",
+            ApplyErrorKind::ApproverNotInGroup => "approver_not_in_group",
+            ApplyErrorKind::ApproverNotDistinct => "approver_not_distinct",
+            ApplyErrorKind::GrantWithoutAllowingDecision => "grant_without_allowing_decision",
+            ApplyErrorKind::GrantWithoutEnoughApprovals => "grant_without_enough_approvals",
+            ApplyErrorKind::GrantDuplicated => "grant_duplicated",
+            ApplyErrorKind::GrantIdNotDerived => "grant_id_not_derived",
+            ApplyErrorKind::GrantDiffersFromRequest => "grant_differs_from_request",
+            ApplyErrorKind::GrantNotIssuedAtRecordTime => "grant_not_issued_at_record_time",
+            ApplyErrorKind::GrantTtlExceedsEntryMax => "grant_ttl_exceeds_entry_max",
+            ApplyErrorKind::GrantTtlDiffersFromDecision => "grant_ttl_differs_from_decision",
+            ApplyErrorKind::GrantCapDiffersFromEntry => "grant_cap_differs_from_entry",
+            ApplyErrorKind::GrantUnknown => "grant_unknown",
+            ApplyErrorKind::GrantNotActive => "grant_not_active",
+            ApplyErrorKind::ExpiredBeforeExpiresAt => "expired_before_expires_at",
+            ApplyErrorKind::ExtensionNotAllowed => "extension_not_allowed",
+            ApplyErrorKind::GrantNotRevoked => "grant_not_revoked",
+            ApplyErrorKind::RevocationAlreadyConfirmed => "revocation_already_confirmed",
+            ApplyErrorKind::BreakGlassBreaksPolicy => "break_glass_breaks_policy",
+            ApplyErrorKind::ReviewNotAllowed => "review_not_allowed",
+        }
+    }
+}
+
+/// Folds one committed event into `state`. `at` is the record's ledger
+/// time. Refuses, leaving `state` unchanged, any event that cannot follow
+/// the state: a replay detects a log that breaks the rules even when its
+/// hashes are consistent.
+pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), ApplyError> {
+    let kind = event.kind();
+    let fail = |error_kind: ApplyErrorKind, detail: String| ApplyError {
+        kind: error_kind,
+        event: kind,
+        detail,
+    };
+    if let Some(last) = state.core.time_last
+        && at < last
+    {
+        return Err(fail(
+            ApplyErrorKind::TimeWentBack,
+            format!("ledger time `{at}` is before the previous event's `{last}`"),
+        ));
+    }
+    let result = match event {
+        Event::CatalogPublished(e) => apply_catalog(state, e),
+        Event::RequestSubmitted(e) => apply_request(state, e),
+        Event::DecisionRecorded(e) => apply_decision(state, e),
+        Event::ApprovalRecorded(e) => apply_approval(state, e),
+        Event::GrantIssued(e) => apply_grant(state, e, at),
+        Event::GrantExtended(e) => apply_extension(state, e, at),
+        Event::GrantRevoked(e) => apply_revocation(state, e, at),
+        Event::RevocationConfirmed(e) => apply_confirmation(state, &e.grant_id),
+        Event::RevocationFailed(e) => apply_failure(state, &e.grant_id),
+        Event::BreakGlassInvoked(e) => apply_break_glass(state, e),
+        Event::ReviewRecorded(e) => apply_review(state, e),
+    };
+    result.map_err(|(error_kind, detail)| fail(error_kind, detail))?;
+    state.core.time_last = Some(at);
+    Ok(())
+}
+
+type Refusal = (ApplyErrorKind, String);
+
+/// Names the rule a shared check refused, with the check's own message.
+fn from_rejection(rejection: Rejection) -> Refusal {
+    let kind = match &rejection {
+        Rejection::CatalogMissing => ApplyErrorKind::NoCatalogInForce,
+        Rejection::RequestIdAlreadyDecided { .. } => ApplyErrorKind::RequestDuplicated,
+        Rejection::RequestUnknown { .. } => ApplyErrorKind::RequestUnknown,
+        Rejection::RequestNotPending { .. } => ApplyErrorKind::RequestNotPending,
+        Rejection::RequesterMayNotApprove { .. } => ApplyErrorKind::SelfApproval,
+        Rejection::ApproverNotInGroup { .. } => ApplyErrorKind::ApproverNotInGroup,
+        Rejection::ApproverAlreadyApproved { .. } => ApplyErrorKind::ApproverNotDistinct,
+        Rejection::GrantUnknown { .. } => ApplyErrorKind::GrantUnknown,
+        Rejection::GrantNotActive { .. } => ApplyErrorKind::GrantNotActive,
+        Rejection::GrantNotYetExpired { .. } => ApplyErrorKind::ExpiredBeforeExpiresAt,
+        Rejection::GrantNotRevoked { .. } => ApplyErrorKind::GrantNotRevoked,
+        Rejection::RevocationAlreadyConfirmed { .. } => ApplyErrorKind::RevocationAlreadyConfirmed,
+        Rejection::ExtensionNotByHolder { .. }
+        | Rejection::ExtensionNeedsApproval { .. }
+        | Rejection::ExtensionNotLater { .. }
+        | Rejection::ExtensionExceedsCap { .. } => ApplyErrorKind::ExtensionNotAllowed,
+        Rejection::BreakGlassRefused { .. } => ApplyErrorKind::BreakGlassBreaksPolicy,
+        Rejection::GrantNotBreakGlass { .. }
+        | Rejection::ReviewAlreadyRecorded { .. }
+        | Rejection::ReviewerMayNotReviewOwnUse { .. } => ApplyErrorKind::ReviewNotAllowed,
+        // INVARIANT: apply only calls the shared checks above, which return
+        // none of these.
+        Rejection::CatalogInvalid(_)
+        | Rejection::CatalogAlreadyInForce { .. }
+        | Rejection::InputExceedsBound { .. }
+        | Rejection::ReasonNotAllowedHere { .. }
+        | Rejection::PrincipalHasNoLiveGrant { .. } => {
+            unreachable!(
+                "apply does not run the check that gives `{}`",
+                rejection.code()
+            )
+        }
+    };
+    (kind, format!("{rejection} (`{}`)", rejection.code()))
+}
+
+fn apply_catalog(state: &mut State, e: &CatalogPublished) -> Result<(), Refusal> {
+    let catalog = Catalog::parse(&e.text).map_err(|error| {
+        (
+            ApplyErrorKind::CatalogInvalid,
+            format!("catalog `{}`: {error}", e.catalog_hash),
+        )
+    })?;
+    if catalog.hash() != e.catalog_hash {
+        return Err((
+            ApplyErrorKind::CatalogHashMismatch,
+            format!(
+                "recorded hash `{}`, the text hashes to `{}`",
+                e.catalog_hash,
+                catalog.hash()
+            ),
+        ));
+    }
+    state.core.catalog_hash = Some(catalog.hash().to_string());
+    state.catalog = Some(Arc::new(catalog));
+    state.core.counts.catalogs_published += 1;
+    Ok(())
+}
+
+fn holder(state: &mut State, principal: &Principal) -> Holder {
+    Holder {
+        id: state.intern(principal.id.as_str()),
+        kind: principal.kind,
+        owner: principal
+            .owner
+            .as_ref()
+            .map(|owner| state.intern(owner.as_str())),
+    }
+}
+
+fn interned_actions(state: &mut State, actions: &[&str]) -> Box<[Name]> {
+    actions.iter().map(|action| state.intern(action)).collect()
+}
+
+fn check_new_request(state: &State, request_id: &str) -> Result<(), Refusal> {
+    if state.catalog.is_none() {
+        return Err((
+            ApplyErrorKind::NoCatalogInForce,
+            format!("request `{request_id}` was recorded before any catalog was published"),
+        ));
+    }
+    if state.slot(request_id).is_some() {
+        return Err((
+            ApplyErrorKind::RequestDuplicated,
+            format!("request `{request_id}` was already recorded"),
+        ));
+    }
+    Ok(())
+}
+
+fn apply_request(state: &mut State, e: &RequestSubmitted) -> Result<(), Refusal> {
+    check_new_request(state, e.request_id.as_str())?;
+    let actions = normalize_actions(&e.actions);
+    let asked = Asked {
+        entitlement: state.intern(e.entitlement.as_str()),
+        resource: state.intern(e.resource.as_str()),
+        actions: interned_actions(state, &actions),
+        ttl_requested_ms: e.ttl_requested_ms,
+        ticket_present: e.ticket.as_deref().is_some_and(is_present),
+        justification_present: is_present(&e.justification),
+    };
+    let holder = holder(state, &e.principal);
+    state.push_request(
+        e.request_id.as_str(),
+        holder,
+        Stage::Submitted(Box::new(asked)),
+    );
+    state.core.counts.requests += 1;
+    Ok(())
+}
+
+fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal> {
+    let request_id = e.request_id.as_str();
+    let Some(slot) = state.slot(request_id) else {
+        return Err((
+            ApplyErrorKind::RequestUnknown,
+            format!("decision for request `{request_id}`, which was never recorded"),
+        ));
+    };
+    let request = state.request_at(slot);
+    let Stage::Submitted(asked) = &request.stage else {
+        return Err((
+            ApplyErrorKind::DecisionDuplicated,
+            format!(
+                "request `{request_id}` is already `{}`: one decision per request id",
+                request.stage.status().name()
+            ),
+        ));
+    };
+    // INVARIANT: a request is only recorded while a catalog is in force.
+    let catalog = state.catalog.as_deref().expect("a catalog is in force");
+    if e.catalog_hash != catalog.hash() {
+        return Err((
+            ApplyErrorKind::DecisionCatalogNotInForce,
+            format!(
+                "decision on request `{request_id}` cites catalog `{}`, the catalog in force is `{}`",
+                e.catalog_hash,
+                catalog.hash()
+            ),
+        ));
+    }
+    if e.entitlement.as_str() != &*asked.entitlement {
+        return Err((
+            ApplyErrorKind::DecisionContradictsPolicy,
+            format!(
+                "decision on request `{request_id}` is for entitlement `{}`, the request asked for `{}`",
+                e.entitlement, asked.entitlement
+            ),
+        ));
+    }
+    // Re-run the policy on what was recorded: the decision must be exactly
+    // what the catalog in force gives.
+    let actions: Vec<&str> = asked.actions.iter().map(|action| action.as_ref()).collect();
+    let expected = evaluate(
+        catalog,
+        &PolicyInput {
+            kind: request.holder.kind,
+            principal: &request.holder.id,
+            owner: request.holder.owner.as_deref(),
+            entitlement: &asked.entitlement,
+            resource: &asked.resource,
+            actions: &actions,
+            ticket_present: asked.ticket_present,
+            justification_present: asked.justification_present,
+            ttl_requested_ms: asked.ttl_requested_ms,
+        },
+    );
+    if e.outcome != expected.outcome
+        || e.reasons != expected.reasons
+        || e.ttl_granted_ms != expected.ttl_granted_ms
+    {
+        return Err((
+            ApplyErrorKind::DecisionContradictsPolicy,
+            format!(
+                "decision on request `{request_id}` records `{:?}` {:?} with TTL `{}` ms, the catalog in force gives `{:?}` {:?} with TTL `{}` ms",
+                e.outcome,
+                e.reasons,
+                e.ttl_granted_ms,
+                expected.outcome,
+                expected.reasons,
+                expected.ttl_granted_ms
+            ),
+        ));
+    }
+
+    // Every check passed.
+    let group = match &e.outcome {
+        DecisionOutcome::NeedsApproval { group, .. } => Some(state.intern(group)),
+        _ => None,
+    };
+    let core = &mut state.core;
+    let request = &mut core.requests[slot as usize];
+    let Stage::Submitted(asked) = std::mem::replace(&mut request.stage, Stage::Denied) else {
+        unreachable!("checked above")
+    };
+    let counts = &mut core.counts;
+    match (&e.outcome, expected.terms, group) {
+        (DecisionOutcome::Allow, Some(terms), _) => {
+            request.stage = Stage::Allowed { asked, terms };
+            counts.decisions_allowed += 1;
+        }
+        (
+            DecisionOutcome::NeedsApproval {
+                approvers_required, ..
+            },
+            Some(terms),
+            Some(group),
+        ) => {
+            request.stage = Stage::Pending {
+                asked,
+                approval: Box::new(Approval {
+                    approvers_required: *approvers_required,
+                    group,
+                    approvals: Vec::new(),
+                    terms,
+                }),
+            };
+            counts.decisions_needing_approval += 1;
+            counts.pending += 1;
+            core.pending.insert(slot);
+        }
+        // A deny: the stage is already `Denied`, and the request's details
+        // are dropped to keep closed requests small.
+        _ => counts.decisions_denied += 1,
+    }
+    Ok(())
+}
+
+fn apply_approval(state: &mut State, e: &ApprovalRecorded) -> Result<(), Refusal> {
+    let (slot, completes) = state
+        .check_approval(&e.request_id, &e.approver, e.verdict)
+        .map_err(from_rejection)?;
+    let approver = state.intern(e.approver.as_str());
+    let request = &mut state.core.requests[slot as usize];
+    let counts = &mut state.core.counts;
+    match e.verdict {
+        ApprovalVerdict::Approve if completes => {
+            let Stage::Pending { asked, approval } =
+                std::mem::replace(&mut request.stage, Stage::Refused)
+            else {
+                unreachable!("checked pending")
+            };
+            request.stage = Stage::Approved {
+                asked,
+                terms: approval.terms,
+            };
+            state.core.pending.remove(&slot);
+            counts.approvals += 1;
+            counts.pending -= 1;
+        }
+        ApprovalVerdict::Approve => {
+            if let Stage::Pending { approval, .. } = &mut request.stage {
+                approval.approvals.push(approver);
+            }
+            counts.approvals += 1;
+        }
+        ApprovalVerdict::Deny => {
+            request.stage = Stage::Refused;
+            state.core.pending.remove(&slot);
+            counts.pending -= 1;
+            counts.approver_refusals += 1;
+        }
+    }
+    Ok(())
+}
+
+fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), Refusal> {
+    let request_id = e.request_id.as_str();
+    let derived = GrantId::for_request(&e.request_id);
+    if e.grant_id != derived {
+        return Err((
+            ApplyErrorKind::GrantIdNotDerived,
+            format!(
+                "grant `{}` for request `{request_id}` should be `{derived}`",
+                e.grant_id
+            ),
+        ));
+    }
+    let Some(slot) = state.slot(request_id) else {
+        return Err((
+            ApplyErrorKind::GrantWithoutAllowingDecision,
+            format!(
+                "grant `{}`: request `{request_id}` was never recorded",
+                e.grant_id
+            ),
+        ));
+    };
+    let request = state.request_at(slot);
+    let (asked, terms) = match &request.stage {
+        Stage::Allowed { asked, terms }
+        | Stage::Approved { asked, terms }
+        | Stage::BreakGlass { asked, terms } => (asked, *terms),
+        Stage::Pending { approval, .. } => {
+            return Err((
+                ApplyErrorKind::GrantWithoutEnoughApprovals,
+                format!(
+                    "grant `{}`: request `{request_id}` has `{}` of the `{}` distinct approvals from `{}` it needs",
+                    e.grant_id,
+                    approval.approvals.len(),
+                    approval.approvers_required,
+                    approval.group
+                ),
+            ));
+        }
+        Stage::Granted(_) => {
+            return Err((
+                ApplyErrorKind::GrantDuplicated,
+                format!("grant `{}` was already issued", e.grant_id),
+            ));
+        }
+        Stage::Submitted(_) | Stage::Denied | Stage::Refused => {
+            return Err((
+                ApplyErrorKind::GrantWithoutAllowingDecision,
+                format!(
+                    "grant `{}`: request `{request_id}` is `{}`, no decision allowed it",
+                    e.grant_id,
+                    request.stage.status().name()
+                ),
+            ));
+        }
+    };
+    // The grant holds the asked actions sorted and distinct, exactly.
+    let same_actions = e.actions.len() == asked.actions.len()
+        && e.actions
+            .iter()
+            .zip(asked.actions.iter())
+            .all(|(given, asked)| given.as_str() == &**asked);
+    let same_principal = e.principal.id.as_str() == &*request.holder.id
+        && e.principal.kind == request.holder.kind
+        && e.principal.owner.as_ref().map(|owner| owner.as_str())
+            == request.holder.owner.as_deref();
+    if !same_principal
+        || e.entitlement.as_str() != &*asked.entitlement
+        || e.resource.as_str() != &*asked.resource
+        || !same_actions
+        || e.break_glass != terms.break_glass
+    {
+        return Err((
+            ApplyErrorKind::GrantDiffersFromRequest,
+            format!(
+                "grant `{}` gives `{}` ({}) `{}` on `{}` for {:?} (break-glass `{}`), request `{request_id}` asked for `{}` on `{}` for {:?} (break-glass `{}`)",
+                e.grant_id,
+                e.principal.id,
+                e.principal.kind.name(),
+                e.entitlement,
+                e.resource,
+                e.actions,
+                e.break_glass,
+                asked.entitlement,
+                asked.resource,
+                asked.actions,
+                terms.break_glass
+            ),
+        ));
+    }
+    if e.issued_at != at {
+        return Err((
+            ApplyErrorKind::GrantNotIssuedAtRecordTime,
+            format!(
+                "grant `{}` says issued at `{}`, its record is at `{at}`",
+                e.grant_id, e.issued_at
+            ),
+        ));
+    }
+    let cap = e.issued_at.plus_ms(terms.ttl_cap_ms);
+    if e.expires_at > cap {
+        return Err((
+            ApplyErrorKind::GrantTtlExceedsEntryMax,
+            format!(
+                "grant `{}` expires at `{}`, past `{cap}` (issued `{}` plus the maximum TTL of `{}` ms)",
+                e.grant_id, e.expires_at, e.issued_at, terms.ttl_cap_ms
+            ),
+        ));
+    }
+    let decided = e.issued_at.plus_ms(terms.ttl_ms);
+    if e.expires_at != decided {
+        return Err((
+            ApplyErrorKind::GrantTtlDiffersFromDecision,
+            format!(
+                "grant `{}` expires at `{}`, the decided TTL of `{}` ms gives `{decided}`",
+                e.grant_id, e.expires_at, terms.ttl_ms
+            ),
+        ));
+    }
+    if e.expires_at_cap != cap {
+        return Err((
+            ApplyErrorKind::GrantCapDiffersFromEntry,
+            format!(
+                "grant `{}` has cap `{}`, the entry gives `{cap}`",
+                e.grant_id, e.expires_at_cap
+            ),
+        ));
+    }
+
+    // Every check passed: issue.
+    let core = &mut state.core;
+    let request = &mut core.requests[slot as usize];
+    let holder_id = Arc::clone(&request.holder.id);
+    let (Stage::Allowed { asked, .. }
+    | Stage::Approved { asked, .. }
+    | Stage::BreakGlass { asked, .. }) = std::mem::replace(&mut request.stage, Stage::Denied)
+    else {
+        unreachable!("checked above")
+    };
+    let grant = Grant {
+        entitlement: asked.entitlement,
+        resource: asked.resource,
+        actions: asked.actions,
+        issued_at: e.issued_at,
+        expires_at: e.expires_at,
+        expires_at_cap: e.expires_at_cap,
+        break_glass: terms.break_glass,
+        approved: terms.approved,
+        revocation: None,
+        review: None,
+    };
+    core.expiry.insert((grant.expires_at, slot));
+    core.unrevoked_by_principal
+        .entry(Arc::clone(&holder_id))
+        .or_default()
+        .insert(slot);
+    core.history
+        .entry(Arc::clone(&holder_id))
+        .or_default()
+        .entry(Arc::clone(&grant.resource))
+        .or_default()
+        .push(slot);
+    let by_action = core
+        .access
+        .entry(holder_id)
+        .or_default()
+        .entry(Arc::clone(&grant.resource))
+        .or_default();
+    for action in grant.actions.iter() {
+        *by_action.entry(Arc::clone(action)).or_default() += 1;
+    }
+    if grant.break_glass {
+        core.reviews_owed.insert(slot);
+    }
+    request.stage = Stage::Granted(Box::new(grant));
+    core.counts.grants_issued += 1;
+    core.counts.grants_unrevoked += 1;
+    Ok(())
+}
+
+fn apply_extension(state: &mut State, e: &GrantExtended, at: Timestamp) -> Result<(), Refusal> {
+    let (slot, grant) = state
+        .check_extension(&e.grant_id, &e.extended_by, e.expires_at, at)
+        .map_err(from_rejection)?;
+    if grant.expires_at != e.expires_at_previous {
+        return Err((
+            ApplyErrorKind::ExtensionNotAllowed,
+            format!(
+                "grant `{}` expires at `{}`, the extension says it was `{}`",
+                e.grant_id, grant.expires_at, e.expires_at_previous
+            ),
+        ));
+    }
+    let grant = state.grant_at_mut(slot).expect("checked above");
+    let previous = std::mem::replace(&mut grant.expires_at, e.expires_at);
+    state.core.expiry.remove(&(previous, slot));
+    state.core.expiry.insert((e.expires_at, slot));
+    state.core.counts.extensions += 1;
+    Ok(())
+}
+
+fn apply_revocation(state: &mut State, e: &GrantRevoked, at: Timestamp) -> Result<(), Refusal> {
+    let slot = if e.reason == RevocationReason::Expired {
+        state
+            .check_expirable(&e.grant_id, at)
+            .map_err(from_rejection)?
+            .0
+    } else {
+        state
+            .check_active(&e.grant_id, at)
+            .map_err(from_rejection)?
+            .0
+    };
+    let core = &mut state.core;
+    let request = &mut core.requests[slot as usize];
+    let holder_id = &request.holder.id;
+    let Stage::Granted(grant) = &mut request.stage else {
+        unreachable!("checked above")
+    };
+    grant.revocation = Some(Revocation {
+        at,
+        reason: e.reason,
+        confirmed: false,
+        failed_attempts: 0,
+    });
+    core.expiry.remove(&(grant.expires_at, slot));
+    core.debt.insert((at, slot));
+    if let Some(grants) = core.unrevoked_by_principal.get_mut(holder_id) {
+        grants.remove(&slot);
+        if grants.is_empty() {
+            core.unrevoked_by_principal.remove(holder_id);
+        }
+    }
+    // INVARIANT: an unrevoked grant counts once for each of its actions, so
+    // every count below is at least 1.
+    let by_resource = core
+        .access
+        .get_mut(holder_id)
+        .expect("an unrevoked grant is counted");
+    let by_action = by_resource
+        .get_mut(&grant.resource)
+        .expect("an unrevoked grant is counted");
+    for action in grant.actions.iter() {
+        let count = by_action
+            .get_mut(action)
+            .expect("an unrevoked grant is counted");
+        *count -= 1;
+        if *count == 0 {
+            by_action.remove(action);
+        }
+    }
+    if by_action.is_empty() {
+        by_resource.remove(&grant.resource);
+    }
+    if by_resource.is_empty() {
+        core.access.remove(holder_id);
+    }
+    core.counts.revocations += 1;
+    core.counts.grants_unrevoked -= 1;
+    core.counts.revocation_debt += 1;
+    Ok(())
+}
+
+fn apply_confirmation(state: &mut State, grant_id: &GrantId) -> Result<(), Refusal> {
+    let (slot, _) = state
+        .check_revocation_report(grant_id)
+        .map_err(from_rejection)?;
+    let grant = state.grant_at_mut(slot).expect("checked above");
+    let revocation = grant.revocation.as_mut().expect("checked revoked");
+    revocation.confirmed = true;
+    let revoked_at = revocation.at;
+    state.core.debt.remove(&(revoked_at, slot));
+    state.core.counts.revocations_confirmed += 1;
+    state.core.counts.revocation_debt -= 1;
+    Ok(())
+}
+
+fn apply_failure(state: &mut State, grant_id: &GrantId) -> Result<(), Refusal> {
+    let (slot, _) = state
+        .check_revocation_report(grant_id)
+        .map_err(from_rejection)?;
+    let grant = state.grant_at_mut(slot).expect("checked above");
+    let revocation = grant.revocation.as_mut().expect("checked revoked");
+    revocation.failed_attempts = revocation.failed_attempts.saturating_add(1);
+    state.core.counts.revocation_failures += 1;
+    Ok(())
+}
+
+fn apply_break_glass(state: &mut State, e: &BreakGlassInvoked) -> Result<(), Refusal> {
+    check_new_request(state, e.request_id.as_str())?;
+    let catalog = state.catalog.as_deref().expect("checked above");
+    let actions = normalize_actions(&e.actions);
+    let terms: Terms = check_break_glass(
+        catalog,
+        &BreakGlassInput {
+            kind: e.principal.kind,
+            entitlement: e.entitlement.as_str(),
+            resource: e.resource.as_str(),
+            actions: &actions,
+            reason_present: is_present(&e.reason),
+            ttl_ms: e.ttl_ms,
+        },
+    )
+    .map_err(|reason| {
+        from_rejection(Rejection::BreakGlassRefused {
+            request_id: e.request_id.clone(),
+            entitlement: e.entitlement.clone(),
+            resource: e.resource.clone(),
+            reason,
+        })
+    })?;
+    let asked = Asked {
+        entitlement: state.intern(e.entitlement.as_str()),
+        resource: state.intern(e.resource.as_str()),
+        actions: interned_actions(state, &actions),
+        ttl_requested_ms: Some(e.ttl_ms),
+        ticket_present: false,
+        justification_present: true,
+    };
+    let holder = holder(state, &e.principal);
+    let stage = Stage::BreakGlass {
+        asked: Box::new(asked),
+        terms,
+    };
+    state.push_request(e.request_id.as_str(), holder, stage);
+    state.core.counts.requests += 1;
+    state.core.counts.break_glass += 1;
+    Ok(())
+}
+
+fn apply_review(state: &mut State, e: &ReviewRecorded) -> Result<(), Refusal> {
+    let slot = state
+        .check_review(&e.grant_id, &e.reviewer)
+        .map_err(from_rejection)?;
+    state.grant_at_mut(slot).expect("checked above").review = Some(e.verdict);
+    state.core.reviews_owed.remove(&slot);
+    state.core.counts.reviews += 1;
+    Ok(())
+}

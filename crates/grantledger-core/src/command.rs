@@ -1,0 +1,155 @@
+//! Commands: the inputs [`decide`](crate::decide) turns into events.
+
+use grantledger_events::{
+    EntitlementId, GrantId, Principal, PrincipalId, RequestId, ResourceId, ReviewVerdict,
+    RevocationReason, SubmitRequest, Timestamp,
+};
+
+/// The longest free text a command may carry (justification, comment,
+/// detail, ticket, worker name, error, reason, notes), in bytes.
+pub const TEXT_BYTES_MAX: usize = 4096;
+
+/// The most actions one request may name.
+pub const ACTIONS_PER_REQUEST_MAX: usize = 32;
+
+/// One input to the ledger. The envelope (tenant, producer, causation) is
+/// the caller's business; the core sees only the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Put a catalog in force. Later decisions use it and record its hash.
+    PublishCatalog {
+        /// The catalog, TOML, exactly as it will be hashed and stored.
+        text: String,
+        /// Who publishes it.
+        published_by: PrincipalId,
+    },
+    /// A principal asks for an entitlement. Always recorded with its
+    /// decision, unless its request id was seen before.
+    Submit(SubmitRequest),
+    /// An approver approves a request waiting for approval.
+    Approve {
+        /// The request.
+        request_id: RequestId,
+        /// Who approves; a member of the decision's approver group.
+        approver: PrincipalId,
+        /// The approver's words.
+        comment: String,
+    },
+    /// An approver refuses a request waiting for approval; it is closed.
+    Deny {
+        /// The request.
+        request_id: RequestId,
+        /// Who refuses; a member of the decision's approver group.
+        approver: PrincipalId,
+        /// The approver's words.
+        comment: String,
+    },
+    /// End one live grant early.
+    Revoke {
+        /// The grant.
+        grant_id: GrantId,
+        /// `manual`, `task_complete` or `owner_gone`; `expired` and
+        /// `risk_signal` have their own commands.
+        reason: RevocationReason,
+        /// Who revokes it.
+        by: PrincipalId,
+        /// The task, the operator's note.
+        detail: String,
+    },
+    /// A risk signal about a principal: every live grant it holds is
+    /// revoked with reason `risk_signal`.
+    RiskSignal {
+        /// The principal at risk.
+        principal: PrincipalId,
+        /// Who raised the signal (a detector, an analyst).
+        by: PrincipalId,
+        /// The signal.
+        detail: String,
+    },
+    /// Record that a grant reached its `expires_at` (sent by the expiry
+    /// timer). Refused before `expires_at`.
+    Expire {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// A revocation worker removed the access at the target.
+    ConfirmRevocation {
+        /// The revoked grant.
+        grant_id: GrantId,
+        /// Which worker.
+        worker: String,
+    },
+    /// A revocation worker failed to remove the access and will retry; the
+    /// grant stays in revocation debt.
+    ReportRevocationFailure {
+        /// The revoked grant.
+        grant_id: GrantId,
+        /// Which worker.
+        worker: String,
+        /// What went wrong.
+        error: String,
+        /// The worker's attempt number, from 1.
+        attempt: u32,
+    },
+    /// Move a live grant's expiry later, never past its cap. Only the
+    /// holder (or a non-human's owner) may, and only for grants the policy
+    /// issued alone: what approvers approved is not stretched behind them.
+    Extend {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who asks.
+        by: PrincipalId,
+        /// The new expiry.
+        expires_at: Timestamp,
+    },
+    /// Emergency access without prior approval, on a break-glass-eligible
+    /// entitlement, for a person, within the entry's break-glass cap. The
+    /// grant owes a review.
+    BreakGlass {
+        /// The invocation's request id (also an idempotency key).
+        request_id: RequestId,
+        /// Who breaks the glass; a human.
+        principal: Principal,
+        /// Which entitlement.
+        entitlement: EntitlementId,
+        /// On what.
+        resource: ResourceId,
+        /// Which actions.
+        actions: Vec<String>,
+        /// Why; mandatory.
+        reason: String,
+        /// How long, within the entry's break-glass cap.
+        ttl_ms: i64,
+    },
+    /// The after-the-fact review of a break-glass grant.
+    Review {
+        /// The break-glass grant.
+        grant_id: GrantId,
+        /// Who reviews; never the holder or its owner.
+        reviewer: PrincipalId,
+        /// Justified or not.
+        verdict: ReviewVerdict,
+        /// The reviewer's notes.
+        notes: String,
+    },
+}
+
+impl Command {
+    /// The command's snake_case name, for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::PublishCatalog { .. } => "publish_catalog",
+            Command::Submit(_) => "submit",
+            Command::Approve { .. } => "approve",
+            Command::Deny { .. } => "deny",
+            Command::Revoke { .. } => "revoke",
+            Command::RiskSignal { .. } => "risk_signal",
+            Command::Expire { .. } => "expire",
+            Command::ConfirmRevocation { .. } => "confirm_revocation",
+            Command::ReportRevocationFailure { .. } => "report_revocation_failure",
+            Command::Extend { .. } => "extend",
+            Command::BreakGlass { .. } => "break_glass",
+            Command::Review { .. } => "review",
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! `decide`: one command, against the state, at a time, gives the events it
+//! causes or the rule it breaks. The rule checks shared with
+//! [`apply`](crate::apply) live here too, so the two can never disagree.
+
+use grantledger_events::{
+    ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
+    DecisionRecorded, EntitlementId, Event, GrantExtended, GrantId, GrantIssued, GrantRevoked,
+    Principal, PrincipalId, RequestId, RequestSubmitted, ResourceId, ReviewRecorded,
+    RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest, Timestamp,
+};
+
+use crate::catalog::{ACTION_BYTES_MAX, Catalog};
+use crate::command::{ACTIONS_PER_REQUEST_MAX, Command, TEXT_BYTES_MAX};
+use crate::policy::{
+    BreakGlassInput, PolicyInput, check_break_glass, evaluate, is_present, normalize_actions,
+};
+use crate::rejection::Rejection;
+use crate::state::{Grant, Holder, Slot, Stage, State, Terms};
+
+/// Decides `command` against `state` at ledger time `now`: the events to
+/// append, in order, or the rule the command breaks. Pure: the same inputs
+/// always give the same answer.
+///
+/// The events always [`apply`](crate::apply) to `state` at `now`, in order.
+pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+    check_bounds(command)?;
+    match command {
+        Command::PublishCatalog { text, published_by } => {
+            let catalog = Catalog::parse(text).map_err(Rejection::CatalogInvalid)?;
+            if state.catalog_hash() == Some(catalog.hash()) {
+                return Err(Rejection::CatalogAlreadyInForce {
+                    catalog_hash: catalog.hash().to_string(),
+                });
+            }
+            Ok(vec![Event::CatalogPublished(CatalogPublished {
+                catalog_hash: catalog.hash().to_string(),
+                text: text.clone(),
+                published_by: published_by.clone(),
+            })])
+        }
+        Command::Submit(request) => decide_submit(state, request, now),
+        Command::Approve {
+            request_id,
+            approver,
+            comment,
+        } => {
+            let (slot, completes) =
+                state.check_approval(request_id, approver, ApprovalVerdict::Approve)?;
+            let mut events = vec![Event::ApprovalRecorded(ApprovalRecorded {
+                request_id: request_id.clone(),
+                approver: approver.clone(),
+                verdict: ApprovalVerdict::Approve,
+                comment: comment.clone(),
+            })];
+            if completes {
+                let request = state.request_at(slot);
+                // INVARIANT: check_approval succeeded, so the request is pending.
+                let Stage::Pending { asked, approval } = &request.stage else {
+                    unreachable!("check_approval accepts only pending requests")
+                };
+                events.push(grant_issued(
+                    request_id,
+                    &request.holder,
+                    &asked.entitlement,
+                    &asked.resource,
+                    asked
+                        .actions
+                        .iter()
+                        .map(|action| action.to_string())
+                        .collect(),
+                    now,
+                    approval.terms,
+                ));
+            }
+            Ok(events)
+        }
+        Command::Deny {
+            request_id,
+            approver,
+            comment,
+        } => {
+            state.check_approval(request_id, approver, ApprovalVerdict::Deny)?;
+            Ok(vec![Event::ApprovalRecorded(ApprovalRecorded {
+                request_id: request_id.clone(),
+                approver: approver.clone(),
+                verdict: ApprovalVerdict::Deny,
+                comment: comment.clone(),
+            })])
+        }
+        Command::Revoke {
+            grant_id,
+            reason,
+            by,
+            detail,
+        } => {
+            if matches!(
+                reason,
+                RevocationReason::Expired | RevocationReason::RiskSignal
+            ) {
+                return Err(Rejection::ReasonNotAllowedHere { reason: *reason });
+            }
+            state.check_active(grant_id, now)?;
+            Ok(vec![Event::GrantRevoked(GrantRevoked {
+                grant_id: grant_id.clone(),
+                reason: *reason,
+                revoked_by: Some(by.clone()),
+                detail: detail.clone(),
+            })])
+        }
+        Command::RiskSignal {
+            principal,
+            by,
+            detail,
+        } => {
+            let events: Vec<Event> = state
+                .core
+                .unrevoked_by_principal
+                .get(principal.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|&&slot| {
+                    state
+                        .grant_at(slot)
+                        .is_some_and(|grant| grant.is_active_at(now))
+                })
+                .map(|&slot| {
+                    Event::GrantRevoked(GrantRevoked {
+                        grant_id: state.grant_id_at(slot),
+                        reason: RevocationReason::RiskSignal,
+                        revoked_by: Some(by.clone()),
+                        detail: detail.clone(),
+                    })
+                })
+                .collect();
+            if events.is_empty() {
+                return Err(Rejection::PrincipalHasNoLiveGrant {
+                    principal: principal.clone(),
+                });
+            }
+            Ok(events)
+        }
+        Command::Expire { grant_id } => {
+            let (_, grant) = state.check_expirable(grant_id, now)?;
+            Ok(vec![Event::GrantRevoked(GrantRevoked {
+                grant_id: grant_id.clone(),
+                reason: RevocationReason::Expired,
+                revoked_by: None,
+                detail: format!("expires_at {} reached", grant.expires_at),
+            })])
+        }
+        Command::ConfirmRevocation { grant_id, worker } => {
+            state.check_revocation_report(grant_id)?;
+            Ok(vec![Event::RevocationConfirmed(RevocationConfirmed {
+                grant_id: grant_id.clone(),
+                worker: worker.clone(),
+            })])
+        }
+        Command::ReportRevocationFailure {
+            grant_id,
+            worker,
+            error,
+            attempt,
+        } => {
+            state.check_revocation_report(grant_id)?;
+            Ok(vec![Event::RevocationFailed(RevocationFailed {
+                grant_id: grant_id.clone(),
+                worker: worker.clone(),
+                error: error.clone(),
+                attempt: *attempt,
+            })])
+        }
+        Command::Extend {
+            grant_id,
+            by,
+            expires_at,
+        } => {
+            let (_, grant) = state.check_extension(grant_id, by, *expires_at, now)?;
+            Ok(vec![Event::GrantExtended(GrantExtended {
+                grant_id: grant_id.clone(),
+                extended_by: by.clone(),
+                expires_at_previous: grant.expires_at,
+                expires_at: *expires_at,
+            })])
+        }
+        Command::BreakGlass {
+            request_id,
+            principal,
+            entitlement,
+            resource,
+            actions,
+            reason,
+            ttl_ms,
+        } => {
+            let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
+            if state.slot(request_id.as_str()).is_some() {
+                return Err(Rejection::RequestIdAlreadyDecided {
+                    request_id: request_id.clone(),
+                });
+            }
+            let normalized = normalize_actions(actions);
+            let input = BreakGlassInput {
+                kind: principal.kind,
+                entitlement: entitlement.as_str(),
+                resource: resource.as_str(),
+                actions: &normalized,
+                reason_present: is_present(reason),
+                ttl_ms: *ttl_ms,
+            };
+            let terms = check_break_glass(catalog, &input).map_err(|broken| {
+                Rejection::BreakGlassRefused {
+                    request_id: request_id.clone(),
+                    entitlement: entitlement.clone(),
+                    resource: resource.clone(),
+                    reason: broken,
+                }
+            })?;
+            let invoked = Event::BreakGlassInvoked(BreakGlassInvoked {
+                request_id: request_id.clone(),
+                principal: principal.clone(),
+                entitlement: entitlement.clone(),
+                resource: resource.clone(),
+                actions: actions.clone(),
+                reason: reason.clone(),
+                ttl_ms: *ttl_ms,
+            });
+            let issued = Event::GrantIssued(issue(
+                request_id,
+                principal.clone(),
+                entitlement.clone(),
+                resource.clone(),
+                normalized.iter().map(|action| action.to_string()).collect(),
+                now,
+                terms,
+            ));
+            Ok(vec![invoked, issued])
+        }
+        Command::Review {
+            grant_id,
+            reviewer,
+            verdict,
+            notes,
+        } => {
+            state.check_review(grant_id, reviewer)?;
+            Ok(vec![Event::ReviewRecorded(ReviewRecorded {
+                grant_id: grant_id.clone(),
+                reviewer: reviewer.clone(),
+                verdict: *verdict,
+                notes: notes.clone(),
+            })])
+        }
+    }
+}
+
+fn decide_submit(
+    state: &State,
+    request: &SubmitRequest,
+    now: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
+    if state.slot(request.request_id.as_str()).is_some() {
+        return Err(Rejection::RequestIdAlreadyDecided {
+            request_id: request.request_id.clone(),
+        });
+    }
+    let actions = normalize_actions(&request.actions);
+    let evaluation = evaluate(
+        catalog,
+        &PolicyInput {
+            kind: request.principal.kind,
+            principal: request.principal.id.as_str(),
+            owner: request.principal.owner.as_ref().map(PrincipalId::as_str),
+            entitlement: request.entitlement.as_str(),
+            resource: request.resource.as_str(),
+            actions: &actions,
+            ticket_present: request.ticket.as_deref().is_some_and(is_present),
+            justification_present: is_present(&request.justification),
+            ttl_requested_ms: request.ttl_ms,
+        },
+    );
+    let mut events = vec![
+        Event::RequestSubmitted(RequestSubmitted {
+            request_id: request.request_id.clone(),
+            principal: request.principal.clone(),
+            entitlement: request.entitlement.clone(),
+            resource: request.resource.clone(),
+            actions: request.actions.clone(),
+            justification: request.justification.clone(),
+            ticket: request.ticket.clone(),
+            ttl_requested_ms: request.ttl_ms,
+        }),
+        Event::DecisionRecorded(DecisionRecorded {
+            request_id: request.request_id.clone(),
+            outcome: evaluation.outcome.clone(),
+            reasons: evaluation.reasons,
+            entitlement: request.entitlement.clone(),
+            catalog_hash: catalog.hash().to_string(),
+            ttl_granted_ms: evaluation.ttl_granted_ms,
+        }),
+    ];
+    if evaluation.outcome == DecisionOutcome::Allow {
+        // INVARIANT: an allowing evaluation always carries its terms.
+        let terms = evaluation.terms.expect("an allow has terms");
+        events.push(Event::GrantIssued(issue(
+            &request.request_id,
+            request.principal.clone(),
+            request.entitlement.clone(),
+            request.resource.clone(),
+            actions.iter().map(|action| action.to_string()).collect(),
+            now,
+            terms,
+        )));
+    }
+    Ok(events)
+}
+
+fn grant_issued(
+    request_id: &RequestId,
+    holder: &Holder,
+    entitlement: &str,
+    resource: &str,
+    actions: Vec<String>,
+    now: Timestamp,
+    terms: Terms,
+) -> Event {
+    Event::GrantIssued(issue(
+        request_id,
+        holder.to_principal(),
+        EntitlementId::new(entitlement).expect("stored ids are valid"),
+        ResourceId::new(resource).expect("stored ids are valid"),
+        actions,
+        now,
+        terms,
+    ))
+}
+
+fn issue(
+    request_id: &RequestId,
+    principal: Principal,
+    entitlement: EntitlementId,
+    resource: ResourceId,
+    actions: Vec<String>,
+    now: Timestamp,
+    terms: Terms,
+) -> GrantIssued {
+    GrantIssued {
+        grant_id: GrantId::for_request(request_id),
+        request_id: request_id.clone(),
+        principal,
+        entitlement,
+        resource,
+        actions,
+        issued_at: now,
+        expires_at: now.plus_ms(terms.ttl_ms),
+        expires_at_cap: now.plus_ms(terms.ttl_cap_ms),
+        break_glass: terms.break_glass,
+    }
+}
+
+/// Refuses free text and lists over their bounds before anything else, so
+/// nothing unbounded is ever recorded.
+fn check_bounds(command: &Command) -> Result<(), Rejection> {
+    let mut texts: Vec<(&'static str, &str)> = Vec::new();
+    let mut actions: &[String] = &[];
+    match command {
+        Command::PublishCatalog { .. } => {} // bounded by the catalog's own limit
+        Command::Submit(request) => {
+            texts.push(("justification", &request.justification));
+            if let Some(ticket) = &request.ticket {
+                texts.push(("ticket", ticket));
+            }
+            actions = &request.actions;
+        }
+        Command::Approve { comment, .. } | Command::Deny { comment, .. } => {
+            texts.push(("comment", comment));
+        }
+        Command::Revoke { detail, .. } | Command::RiskSignal { detail, .. } => {
+            texts.push(("detail", detail));
+        }
+        Command::Expire { .. } | Command::Extend { .. } => {}
+        Command::ConfirmRevocation { worker, .. } => texts.push(("worker", worker)),
+        Command::ReportRevocationFailure { worker, error, .. } => {
+            texts.push(("worker", worker));
+            texts.push(("error", error));
+        }
+        Command::BreakGlass {
+            reason,
+            actions: asked,
+            ..
+        } => {
+            texts.push(("reason", reason));
+            actions = asked;
+        }
+        Command::Review { notes, .. } => texts.push(("notes", notes)),
+    }
+    for (field, text) in texts {
+        if text.len() > TEXT_BYTES_MAX {
+            return Err(Rejection::InputExceedsBound {
+                field,
+                size: text.len(),
+                max: TEXT_BYTES_MAX,
+            });
+        }
+    }
+    if actions.len() > ACTIONS_PER_REQUEST_MAX {
+        return Err(Rejection::InputExceedsBound {
+            field: "actions",
+            size: actions.len(),
+            max: ACTIONS_PER_REQUEST_MAX,
+        });
+    }
+    if let Some(action) = actions
+        .iter()
+        .find(|action| action.len() > ACTION_BYTES_MAX)
+    {
+        return Err(Rejection::InputExceedsBound {
+            field: "action",
+            size: action.len(),
+            max: ACTION_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The rule checks `decide` and `apply` share. Each returns the slot it
+/// found, so `apply` need not look it up again.
+impl State {
+    /// Checks an approver's verdict on a request; for an approval, also
+    /// returns whether it is the last one needed.
+    pub(crate) fn check_approval(
+        &self,
+        request_id: &RequestId,
+        approver: &PrincipalId,
+        verdict: ApprovalVerdict,
+    ) -> Result<(Slot, bool), Rejection> {
+        let slot = self
+            .slot(request_id.as_str())
+            .ok_or_else(|| Rejection::RequestUnknown {
+                request_id: request_id.clone(),
+            })?;
+        let request = self.request_at(slot);
+        let Stage::Pending { approval, .. } = &request.stage else {
+            return Err(Rejection::RequestNotPending {
+                request_id: request_id.clone(),
+                status: request.stage.status(),
+            });
+        };
+        // The owner of a non-human is barred as well as the requester. Today
+        // non-humans never wait for approval, so this only matters if that
+        // rule is ever relaxed; it costs nothing to hold.
+        if request.holder.is_self_or_owner(approver.as_str()) {
+            return Err(Rejection::RequesterMayNotApprove {
+                request_id: request_id.clone(),
+                approver: approver.clone(),
+            });
+        }
+        // Membership is read from the catalog in force now, not the one the
+        // decision was made under: someone removed from a group stops being
+        // able to approve at once.
+        let is_member = self
+            .catalog()
+            .and_then(|catalog| catalog.group(&approval.group))
+            .is_some_and(|members| members.contains(approver));
+        if !is_member {
+            return Err(Rejection::ApproverNotInGroup {
+                request_id: request_id.clone(),
+                approver: approver.clone(),
+                group: approval.group.to_string(),
+            });
+        }
+        let already = approval
+            .approvals
+            .iter()
+            .any(|done| **done == *approver.as_str());
+        match verdict {
+            // A member who approved may still refuse: a refusal closes the
+            // request, which is always the safe direction.
+            ApprovalVerdict::Deny => Ok((slot, false)),
+            ApprovalVerdict::Approve if already => Err(Rejection::ApproverAlreadyApproved {
+                request_id: request_id.clone(),
+                approver: approver.clone(),
+            }),
+            ApprovalVerdict::Approve => Ok((
+                slot,
+                approval.approvals.len() + 1 >= approval.approvers_required as usize,
+            )),
+        }
+    }
+
+    /// The grant with this id and its holder.
+    pub(crate) fn find_grant(
+        &self,
+        grant_id: &GrantId,
+    ) -> Result<(Slot, &Holder, &Grant), Rejection> {
+        let unknown = || Rejection::GrantUnknown {
+            grant_id: grant_id.clone(),
+        };
+        let slot = self.grant_slot(grant_id).ok_or_else(unknown)?;
+        let grant = self.grant_at(slot).ok_or_else(unknown)?;
+        Ok((slot, &self.request_at(slot).holder, grant))
+    }
+
+    /// The grant, if it is neither revoked nor past its `expires_at` at `at`.
+    pub(crate) fn check_active(
+        &self,
+        grant_id: &GrantId,
+        at: Timestamp,
+    ) -> Result<(Slot, &Holder, &Grant), Rejection> {
+        let (slot, holder, grant) = self.find_grant(grant_id)?;
+        if let Some(revocation) = &grant.revocation {
+            return Err(Rejection::GrantNotActive {
+                grant_id: grant_id.clone(),
+                detail: format!(
+                    "it was revoked (`{}`) at `{}`",
+                    revocation.reason.name(),
+                    revocation.at
+                ),
+            });
+        }
+        if at >= grant.expires_at {
+            return Err(Rejection::GrantNotActive {
+                grant_id: grant_id.clone(),
+                detail: format!(
+                    "it expired at `{}`; the expiry timer records it",
+                    grant.expires_at
+                ),
+            });
+        }
+        Ok((slot, holder, grant))
+    }
+
+    /// The grant, if it is unrevoked and its `expires_at` has come by `at`.
+    pub(crate) fn check_expirable(
+        &self,
+        grant_id: &GrantId,
+        at: Timestamp,
+    ) -> Result<(Slot, &Grant), Rejection> {
+        let (slot, _, grant) = self.find_grant(grant_id)?;
+        if let Some(revocation) = &grant.revocation {
+            return Err(Rejection::GrantNotActive {
+                grant_id: grant_id.clone(),
+                detail: format!(
+                    "it was revoked (`{}`) at `{}`",
+                    revocation.reason.name(),
+                    revocation.at
+                ),
+            });
+        }
+        if at < grant.expires_at {
+            return Err(Rejection::GrantNotYetExpired {
+                grant_id: grant_id.clone(),
+                expires_at: grant.expires_at,
+                now: at,
+            });
+        }
+        Ok((slot, grant))
+    }
+
+    /// The grant, if it is revoked and its removal is not yet confirmed.
+    pub(crate) fn check_revocation_report(
+        &self,
+        grant_id: &GrantId,
+    ) -> Result<(Slot, &Grant), Rejection> {
+        let (slot, _, grant) = self.find_grant(grant_id)?;
+        match &grant.revocation {
+            None => Err(Rejection::GrantNotRevoked {
+                grant_id: grant_id.clone(),
+            }),
+            Some(revocation) if revocation.confirmed => {
+                Err(Rejection::RevocationAlreadyConfirmed {
+                    grant_id: grant_id.clone(),
+                })
+            }
+            Some(_) => Ok((slot, grant)),
+        }
+    }
+
+    /// The grant, if `by` may move its expiry to `expires_at` at `at`.
+    pub(crate) fn check_extension(
+        &self,
+        grant_id: &GrantId,
+        by: &PrincipalId,
+        expires_at: Timestamp,
+        at: Timestamp,
+    ) -> Result<(Slot, &Grant), Rejection> {
+        let (slot, holder, grant) = self.check_active(grant_id, at)?;
+        if !holder.is_self_or_owner(by.as_str()) {
+            return Err(Rejection::ExtensionNotByHolder {
+                grant_id: grant_id.clone(),
+                by: by.clone(),
+            });
+        }
+        if grant.approved {
+            return Err(Rejection::ExtensionNeedsApproval {
+                grant_id: grant_id.clone(),
+            });
+        }
+        if expires_at <= grant.expires_at {
+            return Err(Rejection::ExtensionNotLater {
+                grant_id: grant_id.clone(),
+                expires_at: grant.expires_at,
+                requested: expires_at,
+            });
+        }
+        if expires_at > grant.expires_at_cap {
+            return Err(Rejection::ExtensionExceedsCap {
+                grant_id: grant_id.clone(),
+                requested: expires_at,
+                cap: grant.expires_at_cap,
+            });
+        }
+        Ok((slot, grant))
+    }
+
+    /// Checks that `reviewer` may record the review a break-glass grant owes.
+    pub(crate) fn check_review(
+        &self,
+        grant_id: &GrantId,
+        reviewer: &PrincipalId,
+    ) -> Result<Slot, Rejection> {
+        let (slot, holder, grant) = self.find_grant(grant_id)?;
+        if !grant.break_glass {
+            return Err(Rejection::GrantNotBreakGlass {
+                grant_id: grant_id.clone(),
+            });
+        }
+        if grant.review.is_some() {
+            return Err(Rejection::ReviewAlreadyRecorded {
+                grant_id: grant_id.clone(),
+            });
+        }
+        if holder.is_self_or_owner(reviewer.as_str()) {
+            return Err(Rejection::ReviewerMayNotReviewOwnUse {
+                grant_id: grant_id.clone(),
+                reviewer: reviewer.clone(),
+            });
+        }
+        Ok(slot)
+    }
+}

@@ -1,0 +1,401 @@
+//! Rule codes and rejections.
+
+use grantledger_events::{
+    EntitlementId, GrantId, PrincipalId, RequestId, ResourceId, RevocationReason, Timestamp,
+};
+
+use crate::catalog::CatalogError;
+use crate::state::RequestStatus;
+
+/// A policy rule code, as recorded in a decision's `reasons` (sorted) or
+/// named by a refused break-glass.
+///
+/// `AutoApproved` and `ApprovalRequired` explain allows; every other code
+/// names a broken rule. Codes are stable: they are in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Allowed at once: the entry's approval is `auto`.
+    AutoApproved,
+    /// Allowed once the entry's approvers approve.
+    ApprovalRequired,
+    /// The entitlement is not in the catalog in force.
+    EntitlementUnknown,
+    /// The resource has a `*` or an empty segment: requests name exactly one
+    /// resource.
+    ResourceNotConcrete,
+    /// The resource does not match the entitlement's pattern.
+    ResourceOutsideEntitlement,
+    /// No action was asked for.
+    ActionsEmpty,
+    /// An action the entitlement does not allow.
+    ActionOutsideEntitlement,
+    /// The entitlement is not for this kind of principal.
+    PrincipalKindNotAllowed,
+    /// A workload or agent without an accountable owner (or owning itself).
+    OwnerRequiredForNonHuman,
+    /// The justification is blank.
+    JustificationRequired,
+    /// The entitlement requires a ticket and none was given.
+    TicketRequired,
+    /// The TTL asked for is zero or negative.
+    TtlNotPositive,
+    /// The TTL asked for is above the entitlement's maximum.
+    TtlExceedsEntryMax,
+    /// The entitlement's approval is `deny`: never self-service.
+    EntitlementDeniesSelfService,
+    /// A workload or agent asked for an entitlement that needs human
+    /// approval; non-humans are decided by policy alone, so it is denied.
+    WorkloadNeedsPolicyApproval,
+    /// Break-glass on an entitlement without a break-glass cap.
+    BreakGlassNotEligible,
+    /// Break-glass by a workload or agent.
+    BreakGlassHumanOnly,
+    /// Break-glass without a reason.
+    BreakGlassReasonRequired,
+    /// Break-glass for longer than the entry's break-glass cap.
+    TtlExceedsBreakGlassMax,
+}
+
+impl Reason {
+    /// Every code, in declaration order.
+    pub const ALL: [Reason; 19] = [
+        Reason::AutoApproved,
+        Reason::ApprovalRequired,
+        Reason::EntitlementUnknown,
+        Reason::ResourceNotConcrete,
+        Reason::ResourceOutsideEntitlement,
+        Reason::ActionsEmpty,
+        Reason::ActionOutsideEntitlement,
+        Reason::PrincipalKindNotAllowed,
+        Reason::OwnerRequiredForNonHuman,
+        Reason::JustificationRequired,
+        Reason::TicketRequired,
+        Reason::TtlNotPositive,
+        Reason::TtlExceedsEntryMax,
+        Reason::EntitlementDeniesSelfService,
+        Reason::WorkloadNeedsPolicyApproval,
+        Reason::BreakGlassNotEligible,
+        Reason::BreakGlassHumanOnly,
+        Reason::BreakGlassReasonRequired,
+        Reason::TtlExceedsBreakGlassMax,
+    ];
+
+    /// The stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::AutoApproved => "auto_approved",
+            Reason::ApprovalRequired => "approval_required",
+            Reason::EntitlementUnknown => "entitlement_unknown",
+            Reason::ResourceNotConcrete => "resource_not_concrete",
+            Reason::ResourceOutsideEntitlement => "resource_outside_entitlement",
+            Reason::ActionsEmpty => "actions_empty",
+            Reason::ActionOutsideEntitlement => "action_outside_entitlement",
+            Reason::PrincipalKindNotAllowed => "principal_kind_not_allowed",
+            Reason::OwnerRequiredForNonHuman => "owner_required_for_non_human",
+            Reason::JustificationRequired => "justification_required",
+            Reason::TicketRequired => "ticket_required",
+            Reason::TtlNotPositive => "ttl_not_positive",
+            Reason::TtlExceedsEntryMax => "ttl_exceeds_entry_max",
+            Reason::EntitlementDeniesSelfService => "entitlement_denies_self_service",
+            Reason::WorkloadNeedsPolicyApproval => "workload_needs_policy_approval",
+            Reason::BreakGlassNotEligible => "break_glass_not_eligible",
+            Reason::BreakGlassHumanOnly => "break_glass_human_only",
+            Reason::BreakGlassReasonRequired => "break_glass_reason_required",
+            Reason::TtlExceedsBreakGlassMax => "ttl_exceeds_break_glass_max",
+        }
+    }
+
+    /// The reason with this code.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+
+    /// The rule, in words.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Reason::AutoApproved => "the entitlement is approved automatically",
+            Reason::ApprovalRequired => "the entitlement needs approvers",
+            Reason::EntitlementUnknown => "the entitlement is not in the catalog in force",
+            Reason::ResourceNotConcrete => "a request names exactly one resource, without `*`",
+            Reason::ResourceOutsideEntitlement => {
+                "the resource must match the entitlement's pattern"
+            }
+            Reason::ActionsEmpty => "at least one action must be asked for",
+            Reason::ActionOutsideEntitlement => "every action must be one the entitlement allows",
+            Reason::PrincipalKindNotAllowed => "the entitlement is not for this kind of principal",
+            Reason::OwnerRequiredForNonHuman => {
+                "a workload or agent must name an accountable owner other than itself"
+            }
+            Reason::JustificationRequired => "a justification is required",
+            Reason::TicketRequired => "the entitlement requires a ticket",
+            Reason::TtlNotPositive => "the TTL must be positive",
+            Reason::TtlExceedsEntryMax => "the TTL must not exceed the entitlement's maximum",
+            Reason::EntitlementDeniesSelfService => "the entitlement is never self-service",
+            Reason::WorkloadNeedsPolicyApproval => {
+                "workloads and agents are decided by policy alone, never by a human approver"
+            }
+            Reason::BreakGlassNotEligible => "the entitlement is not break-glass eligible",
+            Reason::BreakGlassHumanOnly => "only a person may break the glass",
+            Reason::BreakGlassReasonRequired => "break-glass requires a reason",
+            Reason::TtlExceedsBreakGlassMax => "the TTL must not exceed the break-glass cap",
+        }
+    }
+}
+
+/// Why a command was refused. Nothing is recorded for a rejected command.
+///
+/// [`Rejection::code`] names the broken rule; the message names the
+/// offending values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No catalog has been published yet.
+    #[error("no catalog is in force: publish one first")]
+    CatalogMissing,
+    /// The published catalog is invalid.
+    #[error("catalog refused: {0}")]
+    CatalogInvalid(CatalogError),
+    /// This exact catalog is already in force.
+    #[error("catalog `{catalog_hash}` is already in force")]
+    CatalogAlreadyInForce {
+        /// Its hash.
+        catalog_hash: String,
+    },
+    /// A field is over its bound.
+    #[error("{field} is `{size}` long: at most `{max}` is allowed")]
+    InputExceedsBound {
+        /// Which field.
+        field: &'static str,
+        /// Its size (bytes, or items for lists).
+        size: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// This request id was decided before; one decision per request id.
+    #[error("request `{request_id}` was already decided: one decision per request id")]
+    RequestIdAlreadyDecided {
+        /// The request id.
+        request_id: RequestId,
+    },
+    /// No such request.
+    #[error("request `{request_id}` is unknown")]
+    RequestUnknown {
+        /// The request id.
+        request_id: RequestId,
+    },
+    /// The request is not waiting for approval.
+    #[error("request `{request_id}` is not waiting for approval: it is `{}`", status.name())]
+    RequestNotPending {
+        /// The request id.
+        request_id: RequestId,
+        /// Where it is instead.
+        status: RequestStatus,
+    },
+    /// The approver is the requester (or a non-human requester's owner).
+    #[error(
+        "`{approver}` may not approve request `{request_id}`: requesters never approve their own requests"
+    )]
+    RequesterMayNotApprove {
+        /// The request.
+        request_id: RequestId,
+        /// Who tried.
+        approver: PrincipalId,
+    },
+    /// The approver is not in the decision's approver group (as the catalog
+    /// in force defines it).
+    #[error("`{approver}` may not approve request `{request_id}`: not a member of group `{group}`")]
+    ApproverNotInGroup {
+        /// The request.
+        request_id: RequestId,
+        /// Who tried.
+        approver: PrincipalId,
+        /// The group that approves it.
+        group: String,
+    },
+    /// The approver already approved; N approvals must come from N people.
+    #[error("`{approver}` already approved request `{request_id}`: approvers must be distinct")]
+    ApproverAlreadyApproved {
+        /// The request.
+        request_id: RequestId,
+        /// Who tried again.
+        approver: PrincipalId,
+    },
+    /// No such grant.
+    #[error("grant `{grant_id}` is unknown")]
+    GrantUnknown {
+        /// The grant id.
+        grant_id: GrantId,
+    },
+    /// The grant is revoked, or its `expires_at` has passed.
+    #[error("grant `{grant_id}` is not active: {detail}")]
+    GrantNotActive {
+        /// The grant id.
+        grant_id: GrantId,
+        /// Revoked (and why) or past its expiry.
+        detail: String,
+    },
+    /// `expired` and `risk_signal` have their own commands.
+    #[error("reason `{}` is not allowed in a revoke: use the expire or risk signal command", reason.name())]
+    ReasonNotAllowedHere {
+        /// The reason given.
+        reason: RevocationReason,
+    },
+    /// A risk signal about a principal with no live grant.
+    #[error("principal `{principal}` has no live grant to revoke")]
+    PrincipalHasNoLiveGrant {
+        /// The principal.
+        principal: PrincipalId,
+    },
+    /// An expiry before the grant's `expires_at`.
+    #[error("grant `{grant_id}` expires at `{expires_at}`, not before: it is `{now}`")]
+    GrantNotYetExpired {
+        /// The grant.
+        grant_id: GrantId,
+        /// Its expiry.
+        expires_at: Timestamp,
+        /// The time of the command.
+        now: Timestamp,
+    },
+    /// A revocation report for a grant that was not revoked.
+    #[error("grant `{grant_id}` was not revoked: there is nothing to confirm")]
+    GrantNotRevoked {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// A revocation report after the confirmation.
+    #[error("the revocation of grant `{grant_id}` is already confirmed")]
+    RevocationAlreadyConfirmed {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// Only the holder, or a non-human holder's owner, may extend.
+    #[error("`{by}` may not extend grant `{grant_id}`: only its holder or the holder's owner may")]
+    ExtensionNotByHolder {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who asked.
+        by: PrincipalId,
+    },
+    /// The grant was issued after approvals; extending it would stretch
+    /// what the approvers approved. Ask again instead.
+    #[error(
+        "grant `{grant_id}` was approved by people for its TTL: submit a new request instead of extending it"
+    )]
+    ExtensionNeedsApproval {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// The new expiry is not later than the current one.
+    #[error("grant `{grant_id}` already expires at `{expires_at}`: `{requested}` is not later")]
+    ExtensionNotLater {
+        /// The grant.
+        grant_id: GrantId,
+        /// The current expiry.
+        expires_at: Timestamp,
+        /// The expiry asked for.
+        requested: Timestamp,
+    },
+    /// The new expiry is past the grant's hard cap.
+    #[error("grant `{grant_id}` may not be extended to `{requested}`: its cap is `{cap}`")]
+    ExtensionExceedsCap {
+        /// The grant.
+        grant_id: GrantId,
+        /// The expiry asked for.
+        requested: Timestamp,
+        /// The grant's cap.
+        cap: Timestamp,
+    },
+    /// A break-glass that breaks a rule.
+    #[error("break-glass `{request_id}` for `{entitlement}` on `{resource}` refused: {} (`{}`)", reason.rule(), reason.code())]
+    BreakGlassRefused {
+        /// The invocation.
+        request_id: RequestId,
+        /// The entitlement asked for.
+        entitlement: EntitlementId,
+        /// The resource asked for.
+        resource: ResourceId,
+        /// The broken rule.
+        reason: Reason,
+    },
+    /// A review of a grant that was not issued by break-glass.
+    #[error("grant `{grant_id}` was not issued by break-glass: it owes no review")]
+    GrantNotBreakGlass {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// A second review.
+    #[error("grant `{grant_id}` was already reviewed")]
+    ReviewAlreadyRecorded {
+        /// The grant.
+        grant_id: GrantId,
+    },
+    /// The holder (or its owner) reviewing their own break-glass.
+    #[error("`{reviewer}` may not review grant `{grant_id}`: nobody reviews their own break-glass")]
+    ReviewerMayNotReviewOwnUse {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who tried.
+        reviewer: PrincipalId,
+    },
+}
+
+impl Rejection {
+    /// Every code [`Rejection::code`] can return, except a refused
+    /// break-glass's, which is the [`Reason`] it broke.
+    pub const CODES: [&'static str; 24] = [
+        "catalog_missing",
+        "catalog_invalid",
+        "catalog_already_in_force",
+        "input_exceeds_bound",
+        "request_id_already_decided",
+        "request_unknown",
+        "request_not_pending",
+        "requester_may_not_approve",
+        "approver_not_in_group",
+        "approver_already_approved",
+        "grant_unknown",
+        "grant_not_active",
+        "reason_not_allowed_here",
+        "principal_has_no_live_grant",
+        "grant_not_yet_expired",
+        "grant_not_revoked",
+        "revocation_already_confirmed",
+        "extension_not_by_holder",
+        "extension_needs_approval",
+        "extension_not_later",
+        "extension_exceeds_cap",
+        "grant_not_break_glass",
+        "review_already_recorded",
+        "reviewer_may_not_review_own_use",
+    ];
+
+    /// The code of the broken rule, stable and snake_case.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::CatalogMissing => "catalog_missing",
+            Rejection::CatalogInvalid(_) => "catalog_invalid",
+            Rejection::CatalogAlreadyInForce { .. } => "catalog_already_in_force",
+            Rejection::InputExceedsBound { .. } => "input_exceeds_bound",
+            Rejection::RequestIdAlreadyDecided { .. } => "request_id_already_decided",
+            Rejection::RequestUnknown { .. } => "request_unknown",
+            Rejection::RequestNotPending { .. } => "request_not_pending",
+            Rejection::RequesterMayNotApprove { .. } => "requester_may_not_approve",
+            Rejection::ApproverNotInGroup { .. } => "approver_not_in_group",
+            Rejection::ApproverAlreadyApproved { .. } => "approver_already_approved",
+            Rejection::GrantUnknown { .. } => "grant_unknown",
+            Rejection::GrantNotActive { .. } => "grant_not_active",
+            Rejection::ReasonNotAllowedHere { .. } => "reason_not_allowed_here",
+            Rejection::PrincipalHasNoLiveGrant { .. } => "principal_has_no_live_grant",
+            Rejection::GrantNotYetExpired { .. } => "grant_not_yet_expired",
+            Rejection::GrantNotRevoked { .. } => "grant_not_revoked",
+            Rejection::RevocationAlreadyConfirmed { .. } => "revocation_already_confirmed",
+            Rejection::ExtensionNotByHolder { .. } => "extension_not_by_holder",
+            Rejection::ExtensionNeedsApproval { .. } => "extension_needs_approval",
+            Rejection::ExtensionNotLater { .. } => "extension_not_later",
+            Rejection::ExtensionExceedsCap { .. } => "extension_exceeds_cap",
+            Rejection::BreakGlassRefused { reason, .. } => reason.code(),
+            Rejection::GrantNotBreakGlass { .. } => "grant_not_break_glass",
+            Rejection::ReviewAlreadyRecorded { .. } => "review_already_recorded",
+            Rejection::ReviewerMayNotReviewOwnUse { .. } => "reviewer_may_not_review_own_use",
+        }
+    }
+}
