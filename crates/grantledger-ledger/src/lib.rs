@@ -1,0 +1,331 @@
+//! One partition of the ledger, in process: it decides commands with the pure
+//! core (`grantledger-core`), group-commits the resulting events to the
+//! hash-chained log (`grantledger-log`), and applies them to its in-memory
+//! state. Opening a ledger rebuilds that state by replaying the log.
+//!
+//! This is the piece the CLI's `simulate` and the NATS ledger service share.
+//! It knows nothing of NATS, HTTP or the wall clock: the caller hands in the
+//! time, and the ledger only makes sure time never goes back in the log.
+//!
+//! Work is done in batches (group commit): [`Ledger::begin`] fixes the batch's
+//! ledger time, [`Batch::stage`] decides one input against the state as the
+//! earlier inputs of the batch left it, and [`Batch::commit`] writes every
+//! staged event in one synced RocksDB write. Nothing a batch decided may be
+//! reported to anyone before `commit` returns.
+
+use std::path::Path;
+
+use grantledger_core::{ApplyError, Command, Rejection, State, apply, decide};
+use grantledger_events::{
+    Causation, DecodeError, Envelope, Event, RequestId, TenantId, Timestamp,
+    decode_body, encode_body,
+};
+use grantledger_log::{AppendError, IndexKeys, Log, LogOptions, NewRecord, OpenError, ReadError};
+
+/// The most inputs one batch may stage; each input makes a handful of events,
+/// which must fit the log's own batch bound.
+pub const BATCH_INPUTS_MAX: usize = 1024;
+
+/// One input to decide: the command and where it came from.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// What to do.
+    pub command: Command,
+    /// Who sent it (a producer id, `cli`, `simulator`, `expiry-timer`).
+    pub producer: String,
+    /// The input message or record that caused it.
+    pub causation: Causation,
+}
+
+/// What one staged input produced: its events, numbered as they will be
+/// committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    /// The sequence number the first event will have once committed.
+    pub sequence_first: u64,
+    /// The events, in order.
+    pub events: Vec<Event>,
+}
+
+/// What a commit made durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The last committed sequence number (the head), 0 for an empty log.
+    pub sequence_last: u64,
+    /// The head hash after the commit.
+    pub head_hash: [u8; 32],
+    /// How many records the commit wrote.
+    pub records: usize,
+    /// The ledger time of the batch.
+    pub time: Timestamp,
+}
+
+/// Why a ledger could not be opened or could not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The log could not be opened or created.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The log could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The log refused or failed a write.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// A record's body does not decode.
+    #[error("record `{sequence}` does not decode: {error}")]
+    Decode {
+        /// The record.
+        sequence: u64,
+        /// Why.
+        error: DecodeError,
+    },
+    /// A record's event does not follow from the state before it.
+    #[error("record `{sequence}` breaks the rules of the ledger: {error}")]
+    Apply {
+        /// The record.
+        sequence: u64,
+        /// Which rule.
+        error: ApplyError,
+    },
+    /// A record belongs to another tenant than the partition's.
+    #[error("record `{sequence}` belongs to tenant `{found}`, this partition is `{expected}`")]
+    WrongTenant {
+        /// The record.
+        sequence: u64,
+        /// The partition's tenant.
+        expected: TenantId,
+        /// The record's tenant.
+        found: TenantId,
+    },
+    /// An earlier commit failed, so the in-memory state may be ahead of the
+    /// log; the ledger must be reopened (which replays the log).
+    #[error("an earlier commit failed: reopen the ledger to rebuild its state from the log")]
+    Poisoned,
+}
+
+/// One partition: its log, its tenant and the state the log folds to.
+pub struct Ledger {
+    log: Log,
+    state: State,
+    tenant: TenantId,
+    poisoned: bool,
+}
+
+impl Ledger {
+    /// Creates a new, empty partition in `dir` (which must not hold a log).
+    pub fn create(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
+        let log = Log::create(dir, options)?;
+        Ok(Ledger { log, state: State::default(), tenant, poisoned: false })
+    }
+
+    /// Opens an existing partition and rebuilds its state from the log.
+    pub fn open(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
+        let log = Log::open(dir, options)?;
+        let state = fold(&log, Some(&tenant), u64::MAX, |_| {})?;
+        Ok(Ledger { log, state, tenant, poisoned: false })
+    }
+
+    /// The state as of the last staged input (committed or not).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The partition's tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The log underneath, for reads.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Starts a batch at ledger time `max(now, head time)`: a clock that
+    /// steps back does not make time go back in the log.
+    pub fn begin(&mut self, now: Timestamp) -> Result<Batch<'_>, LedgerError> {
+        if self.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        let time = Timestamp(now.0.max(self.log.head().time_ms));
+        Ok(Batch { ledger: self, time, envelopes: Vec::new(), inputs: 0 })
+    }
+}
+
+/// A group of inputs decided at one ledger time and committed in one write.
+pub struct Batch<'a> {
+    ledger: &'a mut Ledger,
+    time: Timestamp,
+    envelopes: Vec<Envelope>,
+    inputs: usize,
+}
+
+impl Batch<'_> {
+    /// The batch's ledger time.
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// The state including everything staged so far.
+    pub fn state(&self) -> &State {
+        &self.ledger.state
+    }
+
+    /// How many inputs are staged.
+    pub fn len(&self) -> usize {
+        self.inputs
+    }
+
+    /// True when nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.inputs == 0
+    }
+
+    /// True when the batch holds [`BATCH_INPUTS_MAX`] inputs and must be
+    /// committed before staging more.
+    pub fn is_full(&self) -> bool {
+        self.inputs >= BATCH_INPUTS_MAX
+    }
+
+    /// Decides `input` against the state as the batch has left it. A
+    /// rejection stages nothing. The events are not durable until
+    /// [`Batch::commit`] returns.
+    pub fn stage(&mut self, input: Input) -> Result<Staged, Rejection> {
+        assert!(!self.is_full(), "batch holds {BATCH_INPUTS_MAX} inputs already: commit first");
+        let events = decide(&self.ledger.state, &input.command, self.time)?;
+        let sequence_first = self.ledger.log.head().sequence + self.envelopes.len() as u64 + 1;
+        for event in &events {
+            // INVARIANT: decide's events always apply to the state they were
+            // decided on; a failure is a bug in the core, not bad input.
+            apply(&mut self.ledger.state, event, self.time)
+                .unwrap_or_else(|error| panic!("decided event does not apply: {error}"));
+            let correlation = correlation_of(&input.command, event);
+            self.envelopes.push(Envelope {
+                tenant: self.ledger.tenant.clone(),
+                producer: input.producer.clone(),
+                correlation,
+                causation: input.causation.clone(),
+                event: event.clone(),
+            });
+        }
+        self.inputs += 1;
+        Ok(Staged { sequence_first, events })
+    }
+
+    /// Writes every staged event in one synced write and returns once it is
+    /// durable. On failure the ledger is poisoned: its state holds events the
+    /// log does not, so it must be reopened.
+    pub fn commit(self) -> Result<Receipt, LedgerError> {
+        let bodies: Vec<Vec<u8>> = self.envelopes.iter().map(encode_body).collect();
+        let keys: Vec<_> = self.envelopes.iter().map(Envelope::index_values).collect();
+        let principal_keys: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|k| k.principals.iter().map(|p| p.as_bytes()).collect())
+            .collect();
+        let records: Vec<NewRecord<'_>> = self
+            .envelopes
+            .iter()
+            .zip(&bodies)
+            .zip(keys.iter().zip(&principal_keys))
+            .map(|((envelope, body), (keys, principals))| NewRecord {
+                time_ms: self.time.0,
+                kind: envelope.event.kind().code(),
+                body,
+                index: IndexKeys {
+                    request: keys.request.map(str::as_bytes),
+                    grant: keys.grant.map(str::as_bytes),
+                    principal: principals,
+                    resource: keys.resource.map(str::as_bytes),
+                },
+            })
+            .collect();
+        match self.ledger.log.append_batch(&records) {
+            Ok(_) => {
+                let head = self.ledger.log.head();
+                Ok(Receipt {
+                    sequence_last: head.sequence,
+                    head_hash: head.hash,
+                    records: records.len(),
+                    time: self.time,
+                })
+            }
+            Err(error) => {
+                self.ledger.poisoned = true;
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// The request an event belongs to: the command's own request id when it
+/// has one, else the request the event's grant was issued for.
+fn correlation_of(command: &Command, event: &Event) -> RequestId {
+    if let Some(request) = request_of_event(event) {
+        return request;
+    }
+    match command {
+        Command::Submit(request) => request.request_id.clone(),
+        Command::Approve { request_id, .. } | Command::Deny { request_id, .. } => {
+            request_id.clone()
+        }
+        // INVARIANT: every other command's events name a request or a grant.
+        _ => panic!("event `{}` has no request to correlate with", event.kind().name()),
+    }
+}
+
+fn request_of_event(event: &Event) -> Option<RequestId> {
+    let grant = match event {
+        Event::CatalogPublished(e) => {
+            return RequestId::new(format!("catalog:{}", &e.catalog_hash[..16])).ok();
+        }
+        Event::RequestSubmitted(e) => return Some(e.request_id.clone()),
+        Event::DecisionRecorded(e) => return Some(e.request_id.clone()),
+        Event::ApprovalRecorded(e) => return Some(e.request_id.clone()),
+        Event::GrantIssued(e) => return Some(e.request_id.clone()),
+        Event::BreakGlassInvoked(e) => return Some(e.request_id.clone()),
+        Event::GrantExtended(e) => &e.grant_id,
+        Event::GrantRevoked(e) => &e.grant_id,
+        Event::RevocationConfirmed(e) => &e.grant_id,
+        Event::RevocationFailed(e) => &e.grant_id,
+        Event::ReviewRecorded(e) => &e.grant_id,
+    };
+    grant.request()
+}
+
+/// Folds the log through the state machine from genesis up to and including
+/// sequence `to`, checking every record decodes, belongs to `tenant` (when
+/// given) and follows the rules. `progress` gets each applied sequence.
+pub fn fold(
+    log: &Log,
+    tenant: Option<&TenantId>,
+    to: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<State, LedgerError> {
+    let mut state = State::default();
+    for record in log.iter_from(1) {
+        let record = record?;
+        let sequence = record.header.sequence;
+        if sequence > to {
+            break;
+        }
+        let envelope = decode_record(record.header.version, sequence, &record.body)?;
+        if let Some(expected) = tenant {
+            if &envelope.tenant != expected {
+                return Err(LedgerError::WrongTenant {
+                    sequence,
+                    expected: expected.clone(),
+                    found: envelope.tenant,
+                });
+            }
+        }
+        apply(&mut state, &envelope.event, Timestamp(record.header.time_ms))
+            .map_err(|error| LedgerError::Apply { sequence, error })?;
+        progress(sequence);
+    }
+    Ok(state)
+}
+
+/// Decodes one record body, naming the record when it does not decode.
+pub fn decode_record(version: u8, sequence: u64, body: &[u8]) -> Result<Envelope, LedgerError> {
+    decode_body(version, body).map_err(|error| LedgerError::Decode { sequence, error })
+}

@@ -1,0 +1,267 @@
+//! The subcommands. Each opens what it needs, does its work and prints; the
+//! argument parsing and exit codes are in `main.rs`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use grantledger_core::{Catalog, Command, DEFAULT_CATALOG, Workload};
+use grantledger_events::{Causation, Committed, EventKind, PrincipalId, TenantId, Timestamp};
+use grantledger_ledger::{Input, Ledger, decode_record, fold};
+use grantledger_log::{Log, LogOptions, Record};
+use serde_json::json;
+
+use crate::{Failure, progress};
+
+/// The simulated clock starts here, so the same seed gives the same log.
+const SIMULATION_START: Timestamp = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z
+
+/// Inputs per simulated group commit. Fixed, because batch boundaries decide
+/// ledger times and so the bytes of the log.
+const SIMULATION_BATCH_INPUTS: usize = 256;
+
+pub fn simulate(
+    data: &Path,
+    requests: u64,
+    seed: u64,
+    catalog_path: Option<&Path>,
+    tenant: &str,
+    json: bool,
+) -> Result<(), Failure> {
+    let tenant = TenantId::new(tenant).map_err(|error| anyhow!("--tenant: {error}"))?;
+    let (catalog_name, catalog_text) = match catalog_path {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read catalog `{}`", path.display()))?,
+        ),
+        None => ("built-in example".to_string(), DEFAULT_CATALOG.to_string()),
+    };
+    // Everything is checked before the directory is touched: bad input
+    // writes nothing.
+    let catalog =
+        Catalog::parse(&catalog_text).map_err(|error| anyhow!("catalog `{catalog_name}`: {error}"))?;
+    refuse_non_empty(data)?;
+
+    let mut ledger = Ledger::create(data, tenant, LogOptions::default())
+        .with_context(|| format!("cannot create a log in `{}`", data.display()))?;
+    let mut workload = Workload::new(seed, &catalog);
+    let mut events_by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut rejections_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+
+    let publisher = PrincipalId::new("catalog-admin").expect("a valid id");
+    let mut batch = ledger.begin(SIMULATION_START).map_err(anyhow::Error::from)?;
+    let staged = batch
+        .stage(Input {
+            command: Command::PublishCatalog { text: catalog_text, published_by: publisher },
+            producer: "simulator".into(),
+            causation: Causation::Input(format!("sim-{seed}-catalog")),
+        })
+        .map_err(|rejection| anyhow!("the catalog was refused: {rejection}"))?;
+    count_events(&mut events_by_kind, &staged.events);
+    batch.commit().map_err(anyhow::Error::from)?;
+
+    let bar = progress::bar(requests, "requests");
+    let mut now = SIMULATION_START;
+    let mut submitted = 0u64;
+    let mut inputs = 0u64;
+    while submitted < requests {
+        let mut batch = ledger.begin(now).map_err(anyhow::Error::from)?;
+        let mut next_now = batch.time();
+        while batch.len() < SIMULATION_BATCH_INPUTS && submitted < requests {
+            let (command, after) = workload.next(batch.state(), batch.time());
+            next_now = next_now.max(after);
+            let is_submit = matches!(command, Command::Submit(_));
+            inputs += 1;
+            let input = Input {
+                command,
+                producer: "simulator".into(),
+                causation: Causation::Input(format!("sim-{seed}-{inputs}")),
+            };
+            match batch.stage(input) {
+                Ok(staged) => count_events(&mut events_by_kind, &staged.events),
+                Err(rejection) => *rejections_by_code.entry(rejection.code()).or_default() += 1,
+            }
+            if is_submit {
+                submitted += 1;
+                bar.inc(1);
+            }
+        }
+        batch.commit().map_err(anyhow::Error::from)?;
+        now = next_now;
+    }
+    bar.finish_and_clear();
+
+    let head = ledger.log().head();
+    let digest = hex::encode(ledger.state().digest());
+    if json {
+        let summary = json!({
+            "records": head.sequence,
+            "head": hex::encode(head.hash),
+            "requests": submitted,
+            "inputs": inputs,
+            "state_digest": digest,
+            "events": events_by_kind,
+            "rejections": rejections_by_code,
+            "simulated_until": Timestamp(head.time_ms).to_string(),
+        });
+        println!("{summary}");
+    } else {
+        println!("simulated {submitted} requests ({inputs} inputs) into `{}`", data.display());
+        println!("records      {}", head.sequence);
+        println!("head         {}", hex::encode(head.hash));
+        println!("state digest {digest}");
+        println!("simulated to {}", Timestamp(head.time_ms));
+        for (kind, count) in &events_by_kind {
+            println!("  event      {kind:<22} {count}");
+        }
+        for (code, count) in &rejections_by_code {
+            println!("  rejected   {code:<30} {count}");
+        }
+    }
+    Ok(())
+}
+
+fn count_events(counts: &mut BTreeMap<&'static str, u64>, events: &[grantledger_events::Event]) {
+    for event in events {
+        *counts.entry(event.kind().name()).or_default() += 1;
+    }
+}
+
+fn refuse_non_empty(data: &Path) -> anyhow::Result<()> {
+    match std::fs::read_dir(data) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!(
+                    "`{}` is not empty: simulate writes a new log; remove it or choose another directory",
+                    data.display()
+                );
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(anyhow!("cannot read `{}`: {error}", data.display())),
+    }
+}
+
+fn open_read_only(data: &Path) -> anyhow::Result<Log> {
+    Log::open_read_only(data).with_context(|| format!("cannot open the log in `{}`", data.display()))
+}
+
+/// Checks what the log cannot: that a body decodes with the codec its header
+/// names and holds the event kind its header says.
+fn check_body(record: &Record) -> Result<(), String> {
+    let envelope = decode_record(record.header.version, record.header.sequence, &record.body)
+        .map_err(|error| error.to_string())?;
+    let kind = envelope.event.kind();
+    if kind.code() != record.header.kind {
+        let named = EventKind::from_code(record.header.kind).map_or("unknown", EventKind::name);
+        return Err(format!(
+            "header says kind `{}` ({named}), body holds `{}`",
+            record.header.kind,
+            kind.name()
+        ));
+    }
+    Ok(())
+}
+
+pub fn verify(data: &Path, json: bool) -> Result<(), Failure> {
+    let log = open_read_only(data)?;
+    let bar = progress::bar(log.head().sequence, "records");
+    let result = grantledger_log::verify(&log, |checked, _| bar.set_position(checked), check_body);
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            if json {
+                println!("{}", json!({"records": report.records, "head": hex::encode(report.head_hash)}));
+            } else {
+                println!("ok: {} records, head {}", report.records, hex::encode(report.head_hash));
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": false, "sequence": failure.sequence, "rule": failure.rule, "detail": failure.detail})
+                );
+            }
+            eprintln!(
+                "verify failed: record `{}` breaks `{}`: {}",
+                failure.sequence, failure.rule, failure.detail
+            );
+            Err(Failure::Damaged)
+        }
+    }
+}
+
+pub fn replay(data: &Path, to: Option<u64>, json: bool) -> Result<(), Failure> {
+    let log = open_read_only(data)?;
+    let head = log.head().sequence;
+    let to = to.unwrap_or(head);
+    if to > head {
+        return Err(anyhow!("--to `{to}` is past the head of the log, `{head}`").into());
+    }
+    let bar = progress::bar(to, "records");
+    let mut applied = 0u64;
+    let result = fold(&log, None, to, |sequence| {
+        applied = sequence;
+        if sequence % 4096 == 0 {
+            bar.set_position(sequence);
+        }
+    });
+    bar.finish_and_clear();
+    let state = match result {
+        Ok(state) => state,
+        Err(error) => {
+            if json {
+                println!("{}", json!({"ok": false, "error": error.to_string()}));
+            }
+            eprintln!("replay failed: {error}");
+            return Err(Failure::Damaged);
+        }
+    };
+    let digest = hex::encode(state.digest());
+    if json {
+        println!(
+            "{}",
+            json!({"records": applied, "sequence": applied, "digests": {"grant_state": digest}})
+        );
+    } else {
+        println!("replayed {applied} records");
+        println!("grant_state {digest}");
+    }
+    Ok(())
+}
+
+pub fn show(data: &Path, from: u64, limit: u64) -> Result<(), Failure> {
+    let log = open_read_only(data)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for record in log.iter_from(from.max(1)).take(limit as usize) {
+        let record = record.map_err(anyhow::Error::from)?;
+        let sequence = record.header.sequence;
+        let envelope = match decode_record(record.header.version, sequence, &record.body) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                out.flush().ok();
+                eprintln!("show stopped: {error}");
+                return Err(Failure::Damaged);
+            }
+        };
+        let committed = Committed {
+            sequence,
+            time: Timestamp(record.header.time_ms),
+            hash: hex::encode(record.header.hash),
+            envelope,
+        };
+        let line = serde_json::to_string(&committed).expect("events render as JSON");
+        if writeln!(out, "{line}").is_err() {
+            // The reader went away (`| head`): stop quietly.
+            return Ok(());
+        }
+    }
+    out.flush().ok();
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Golden vectors: a few envelopes, their encoded bodies and their record
+//! hashes, kept as data in `schemas/golden/records.json` so that neither the
+//! body codec nor the record hash can drift unnoticed. Tools that are not
+//! ours can check their own encoder and hasher against the same file.
+//!
+//! If a change to the format is intended, regenerate with
+//! `UPDATE_GOLDEN=1 cargo test --test golden`, bump the codec or record
+//! version, and say so in the commit.
+
+use std::path::PathBuf;
+
+use grantledger_events::*;
+use grantledger_log::{GENESIS_PARENT, RecordHeader, VERSION_CURRENT};
+use serde_json::{Value, json};
+
+fn id<T>(make: fn(String) -> Result<T, IdError>, text: &str) -> T {
+    make(text.to_string()).unwrap()
+}
+
+fn envelopes() -> Vec<(&'static str, Envelope)> {
+    let tenant = id(TenantId::new, "acme");
+    let request = id(RequestId::new, "req-0001");
+    let grant = GrantId::for_request(&request);
+    let alice = Principal { id: id(PrincipalId::new, "alice"), kind: PrincipalKind::Human, owner: None };
+    let envelope = |causation: Causation, event: Event| Envelope {
+        tenant: tenant.clone(),
+        producer: "portal".into(),
+        correlation: request.clone(),
+        causation,
+        event,
+    };
+    vec![
+        (
+            "request_submitted",
+            envelope(
+                Causation::Input("msg-1".into()),
+                Event::RequestSubmitted(RequestSubmitted {
+                    request_id: request.clone(),
+                    principal: alice.clone(),
+                    entitlement: id(EntitlementId::new, "db-read"),
+                    resource: id(ResourceId::new, "db/prod/orders"),
+                    actions: vec!["read".into()],
+                    justification: "investigate INC-42".into(),
+                    ticket: Some("INC-42".into()),
+                    ttl_requested_ms: Some(3_600_000),
+                }),
+            ),
+        ),
+        (
+            "decision_recorded",
+            envelope(
+                Causation::Record(1),
+                Event::DecisionRecorded(DecisionRecorded {
+                    request_id: request.clone(),
+                    outcome: DecisionOutcome::NeedsApproval { approvers_required: 2, group: "dba".into() },
+                    reasons: vec!["approval_required".into()],
+                    entitlement: id(EntitlementId::new, "db-read"),
+                    catalog_hash: "00".repeat(32),
+                    ttl_granted_ms: 3_600_000,
+                }),
+            ),
+        ),
+        (
+            "grant_issued",
+            envelope(
+                Causation::Record(2),
+                Event::GrantIssued(GrantIssued {
+                    grant_id: grant.clone(),
+                    request_id: request.clone(),
+                    principal: Principal {
+                        id: id(PrincipalId::new, "deploy-bot"),
+                        kind: PrincipalKind::Agent,
+                        owner: Some(id(PrincipalId::new, "team-payments")),
+                    },
+                    entitlement: id(EntitlementId::new, "db-read"),
+                    resource: id(ResourceId::new, "db/prod/orders"),
+                    actions: vec!["read".into()],
+                    issued_at: Timestamp(1_767_225_600_000),
+                    expires_at: Timestamp(1_767_229_200_000),
+                    expires_at_cap: Timestamp(1_767_254_400_000),
+                    break_glass: false,
+                }),
+            ),
+        ),
+        (
+            "grant_revoked",
+            envelope(
+                Causation::Timer,
+                Event::GrantRevoked(GrantRevoked {
+                    grant_id: grant,
+                    reason: RevocationReason::Expired,
+                    revoked_by: None,
+                    detail: String::new(),
+                }),
+            ),
+        ),
+    ]
+}
+
+fn generate() -> Value {
+    let mut parent = GENESIS_PARENT;
+    let mut vectors = Vec::new();
+    for (index, (name, envelope)) in envelopes().into_iter().enumerate() {
+        let body = encode_body(&envelope);
+        let mut header = RecordHeader {
+            version: VERSION_CURRENT,
+            sequence: index as u64 + 1,
+            time_ms: 1_767_225_600_000 + index as i64,
+            kind: envelope.event.kind().code(),
+            body_len: body.len() as u32,
+            parent,
+            hash: [0; 32],
+        };
+        header.hash = header.compute_hash(&body);
+        parent = header.hash;
+        vectors.push(json!({
+            "name": name,
+            "envelope": envelope,
+            "body_hex": hex::encode(&body),
+            "header_hex": hex::encode(header.encode()),
+            "record_hash": hex::encode(header.hash),
+        }));
+    }
+    json!({
+        "about": "grantledger golden vectors: records 1..n of one chain. body = bincode 2.0.1 standard encoding of `envelope`; record = header || body; see schemas/LOG_FORMAT.md",
+        "codec_version": CODEC_VERSION,
+        "records": vectors,
+    })
+}
+
+#[test]
+fn golden_vectors_match() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden/records.json");
+    let generated = serde_json::to_string_pretty(&generate()).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let stored = std::fs::read_to_string(&path).expect("schemas/golden/records.json exists");
+    assert_eq!(stored, generated, "the body codec or the record hash changed");
+}
+
+#[test]
+fn golden_bodies_decode_to_their_envelopes() {
+    // Read the stored file, not the generated one: the bytes on record must
+    // decode with today's code to exactly the envelope written beside them.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden/records.json");
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut parent = GENESIS_PARENT;
+    for vector in stored["records"].as_array().unwrap() {
+        let body = hex::decode(vector["body_hex"].as_str().unwrap()).unwrap();
+        let envelope = decode_body(CODEC_VERSION, &body).unwrap();
+        let expected: Envelope = serde_json::from_value(vector["envelope"].clone()).unwrap();
+        assert_eq!(envelope, expected, "{}", vector["name"]);
+        let header_bytes: [u8; 87] =
+            hex::decode(vector["header_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let header = RecordHeader::decode(&header_bytes);
+        assert_eq!(header.parent, parent, "{}: chain link", vector["name"]);
+        assert_eq!(header.compute_hash(&body), header.hash, "{}: record hash", vector["name"]);
+        assert_eq!(hex::encode(header.hash), vector["record_hash"].as_str().unwrap());
+        parent = header.hash;
+    }
+}
