@@ -215,7 +215,7 @@ impl Batch<'_> {
     /// Writes every staged event in one synced write and returns once it is
     /// durable. On failure the ledger is poisoned: its state holds events the
     /// log does not, so it must be reopened.
-    pub fn commit(self) -> Result<Receipt, LedgerError> {
+    pub fn commit(mut self) -> Result<Receipt, LedgerError> {
         let bodies: Vec<Vec<u8>> = self.envelopes.iter().map(encode_body).collect();
         let keys: Vec<_> = self.envelopes.iter().map(Envelope::index_values).collect();
         let principal_keys: Vec<Vec<&[u8]>> = keys
@@ -239,13 +239,18 @@ impl Batch<'_> {
                 },
             })
             .collect();
-        match self.ledger.log.append_batch(&records) {
+        let result = self.ledger.log.append_batch(&records);
+        let written = records.len();
+        drop(records);
+        match result {
             Ok(_) => {
+                // Nothing is pending any more: dropping the batch is harmless.
+                self.envelopes.clear();
                 let head = self.ledger.log.head();
                 Ok(Receipt {
                     sequence_last: head.sequence,
                     head_hash: head.hash,
-                    records: records.len(),
+                    records: written,
                     time: self.time,
                 })
             }
@@ -253,6 +258,17 @@ impl Batch<'_> {
                 self.ledger.poisoned = true;
                 Err(error.into())
             }
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// A batch dropped with staged events (not committed, or its commit
+    /// failed) has applied to the state what the log does not hold: the
+    /// ledger refuses further work until it is reopened and replayed.
+    fn drop(&mut self) {
+        if !self.envelopes.is_empty() {
+            self.ledger.poisoned = true;
         }
     }
 }
