@@ -265,3 +265,54 @@ pub fn show(data: &Path, from: u64, limit: u64) -> Result<(), Failure> {
     out.flush().ok();
     Ok(())
 }
+
+/// The arguments of `grantledger ledger`.
+pub struct LedgerArgs {
+    pub data: std::path::PathBuf,
+    pub nats: String,
+    pub tenant: String,
+    pub creds: Option<std::path::PathBuf>,
+    pub user_password: Option<(String, String)>,
+    pub inbox_prefix: Option<String>,
+    pub catalog: Option<std::path::PathBuf>,
+}
+
+/// Runs the ledger service until SIGTERM or SIGINT.
+pub fn ledger(args: LedgerArgs) -> Result<(), Failure> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let catalog = match &args.catalog {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read catalog `{}`", path.display()))?,
+        None => DEFAULT_CATALOG.to_owned(),
+    };
+    let mut config = grantledger_nats::ledger_service::ServiceConfig::new(args.data, args.nats, args.tenant);
+    config.creds_file = args.creds;
+    config.user_password = args.user_password;
+    config.inbox_prefix = args.inbox_prefix;
+    config.catalog = Some(catalog);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(async move {
+            let shutdown = async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+                let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in hand"),
+                    _ = int.recv() => tracing::info!("SIGINT: finishing the batch in hand"),
+                }
+            };
+            grantledger_nats::ledger_service::run(config, shutdown).await
+        })
+        .map_err(|error| Failure::Error(anyhow!(error)))
+}

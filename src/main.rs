@@ -26,6 +26,36 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Commands {
+    /// Run the ledger as a service on NATS JetStream: pull inputs from
+    /// GRANT_INPUT, decide, commit to the log (synced), publish the events to
+    /// LEDGER_EVENTS and only then acknowledge. SIGTERM/SIGINT finish the
+    /// batch in hand and exit 0.
+    Ledger {
+        /// The log's directory: created when empty, else opened.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The NATS server.
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// The tenant (partition) served.
+        #[arg(long, value_name = "T", default_value = "acme")]
+        tenant: String,
+        /// NATS credentials file.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "password"])]
+        creds: Option<PathBuf>,
+        /// NATS user.
+        #[arg(long, value_name = "U", requires = "password")]
+        user: Option<String>,
+        /// NATS password.
+        #[arg(long, value_name = "P", requires = "user")]
+        password: Option<String>,
+        /// Inbox prefix (the shipped config gives the ledger `_INBOX_LEDGER`).
+        #[arg(long, value_name = "PREFIX")]
+        inbox_prefix: Option<String>,
+        /// Catalog published when the log is empty; the built-in example when absent.
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
+    },
     /// Drive a deterministic, realistic workload through the real state
     /// machine into a new log.
     ///
@@ -122,6 +152,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Simulate { data, requests, seed, catalog, tenant, json } => {
             commands::simulate(&data, requests, seed, catalog.as_deref(), &tenant, json)
+        }
+        Commands::Ledger { data, nats, tenant, creds, user, password, inbox_prefix, catalog } => {
+            commands::ledger(commands::LedgerArgs {
+                data,
+                nats,
+                tenant,
+                creds,
+                user_password: user.zip(password),
+                inbox_prefix,
+                catalog,
+            })
         }
         Commands::Verify { data, json } => commands::verify(&data, json),
         Commands::Replay { data, to, json } => commands::replay(&data, to, json),

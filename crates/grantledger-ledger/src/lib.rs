@@ -345,3 +345,41 @@ pub fn fold(
 pub fn decode_record(version: u8, sequence: u64, body: &[u8]) -> Result<Envelope, LedgerError> {
     decode_body(version, body).map_err(|error| LedgerError::Decode { sequence, error })
 }
+
+/// The original decision of a request, found through the log's request index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorDecision {
+    /// The sequence number of the `DecisionRecorded` record.
+    pub sequence: u64,
+    /// Every committed sequence number filed under the request id, ascending
+    /// (at most [`PRIOR_SEQUENCES_MAX`]).
+    pub sequences: Vec<u64>,
+    /// The decision.
+    pub outcome: grantledger_events::DecisionOutcome,
+}
+
+/// The most sequence numbers [`Ledger::prior_decision`] returns.
+pub const PRIOR_SEQUENCES_MAX: usize = 64;
+
+impl Ledger {
+    /// The committed decision of `request_id`, when the log holds one: what a
+    /// duplicate submission is answered with.
+    pub fn prior_decision(&self, request_id: &RequestId) -> Result<Option<PriorDecision>, LedgerError> {
+        let sequences =
+            self.log.sequences_for_request(request_id.as_str().as_bytes(), PRIOR_SEQUENCES_MAX)?;
+        for &sequence in &sequences {
+            let Some(record) = self.log.read(sequence)? else { continue };
+            let envelope = decode_record(record.header.version, sequence, &record.body)?;
+            if let Event::DecisionRecorded(decision) = envelope.event {
+                if &decision.request_id == request_id {
+                    return Ok(Some(PriorDecision {
+                        sequence,
+                        sequences: sequences.clone(),
+                        outcome: decision.outcome,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,703 @@
+//! The ledger as a service on NATS JetStream: it pulls inputs from
+//! `GRANT_INPUT`, decides them in one ledger batch, group-commits the events
+//! to the RocksDB log (synced), publishes them to `LEDGER_EVENTS`
+//! (`Nats-Msg-Id` = sequence number) and waits for JetStream's acks, and only
+//! then sends receipts and acknowledges the inputs. Nothing is acknowledged
+//! to anyone before it is durable in the log.
+//!
+//! Receipts: a producer that needs certainty publishes its input with the
+//! header [`REPLY_TO_HEADER`] naming a subject it subscribes to (its inbox);
+//! once the events are committed and published, the ledger publishes a
+//! [`ServiceReceipt`] (JSON) there. A message pulled from JetStream carries
+//! no reply subject of its producer, hence the header.
+//!
+//! After a restart the service republishes the committed events that
+//! `LEDGER_EVENTS` does not hold yet (from the last `Nats-Msg-Id` of the
+//! tenant's events in the stream to the log's head), so the stream converges
+//! to the log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt;
+use grantledger_core::{Command, Rejection};
+use grantledger_events::{
+    Causation, Committed, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
+    RevocationReason, SubmitRequest, TenantId, Timestamp,
+};
+use grantledger_ledger::{Input, Ledger, LedgerError};
+use grantledger_log::LogOptions;
+use serde::{Deserialize, Serialize};
+
+use crate::streams::{GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError, ensure_streams};
+use crate::subjects::{
+    InputKind, approvals_subject, ledger_events_subject, parse_input_subject, rejections_subject,
+    requests_subject, revocations_subject, signals_subject, timers_subject,
+};
+
+/// The header a producer sets to get a receipt on that subject.
+pub const REPLY_TO_HEADER: &str = "Grantledger-Reply-To";
+
+/// The largest input body accepted, in bytes.
+pub const INPUT_BYTES_MAX: usize = 64 * 1024;
+
+/// The most inputs pulled (and decided in one batch) at once.
+pub const FETCH_MAX: usize = 256;
+
+/// How the service connects and what it serves.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// The ledger's directory: created when empty, else opened.
+    pub data_dir: PathBuf,
+    /// The NATS server URL.
+    pub nats_url: String,
+    /// The partition served.
+    pub tenant: String,
+    /// A credentials file.
+    pub creds_file: Option<PathBuf>,
+    /// User and password.
+    pub user_password: Option<(String, String)>,
+    /// Inbox prefix for the client's requests (the shipped config gives the
+    /// ledger `_INBOX_LEDGER`).
+    pub inbox_prefix: Option<String>,
+    /// Bound on each NATS request (stream and consumer calls).
+    pub request_timeout: Duration,
+    /// The durable consumer's name.
+    pub durable_name: String,
+    /// The catalog published when the log is empty, if any.
+    pub catalog: Option<String>,
+    /// How long one fetch waits for inputs.
+    pub fetch_expiry: Duration,
+    /// The streams' settings.
+    pub streams: StreamsConfig,
+    /// The counters to update (share them to read them).
+    pub counters: Arc<Counters>,
+}
+
+impl ServiceConfig {
+    /// A config with the defaults for everything but where and whom.
+    pub fn new(data_dir: PathBuf, nats_url: String, tenant: String) -> ServiceConfig {
+        let durable_name = format!("ledger-{tenant}");
+        ServiceConfig {
+            data_dir,
+            nats_url,
+            tenant,
+            creds_file: None,
+            user_password: None,
+            inbox_prefix: None,
+            request_timeout: Duration::from_secs(5),
+            durable_name,
+            catalog: None,
+            fetch_expiry: Duration::from_millis(100),
+            streams: StreamsConfig::default(),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+}
+
+/// The service's counters, monotonic unless said otherwise.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Input messages pulled.
+    pub received: AtomicU64,
+    /// Inputs whose events were committed.
+    pub committed_inputs: AtomicU64,
+    /// Events committed.
+    pub committed_events: AtomicU64,
+    /// Inputs rejected (malformed, or refused by the rules, duplicates included).
+    pub rejected: AtomicU64,
+    /// Of those, duplicates of a decided request.
+    pub duplicates: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Inputs in the last batch (a gauge).
+    pub last_batch_size: AtomicU64,
+    /// Sum of commit latencies, microseconds.
+    pub commit_latency_us_total: AtomicU64,
+    /// Largest commit latency, microseconds.
+    pub commit_latency_us_max: AtomicU64,
+    /// Events republished at start-up.
+    pub republished: AtomicU64,
+}
+
+/// What the service publishes on `grants.rejections.<tenant>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionNotice {
+    /// The named reason: `malformed_json`, `unknown_field`, `wrong_type`,
+    /// `oversized`, `unknown_tenant`, `unknown_subject`, or a core rejection code.
+    pub reason: String,
+    /// What exactly.
+    pub detail: String,
+    /// The input's subject.
+    pub subject: String,
+    /// The input's sequence in `GRANT_INPUT`.
+    pub stream_sequence: u64,
+    /// For a duplicate request, its original decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<ServiceReceipt>,
+}
+
+/// What a producer gets on its [`REPLY_TO_HEADER`] subject, once durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceReceipt {
+    /// `committed`, `duplicate` (the original decision) or `rejected`.
+    pub status: String,
+    /// The request, when the input names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The committed sequence numbers of the input's events (for a
+    /// duplicate: of the original request's events).
+    pub sequences: Vec<u64>,
+    /// The decision, for a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<DecisionOutcome>,
+    /// For `rejected`: the reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `rejected`: the detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An approval or denial, on `grants.approvals.<tenant>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalInput {
+    /// The request.
+    pub request_id: RequestId,
+    /// Who decides.
+    pub approver: PrincipalId,
+    /// `approve` or `deny`.
+    pub decision: ApprovalDecision,
+    /// The approver's words.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// An approver's answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    /// Approve.
+    Approve,
+    /// Refuse.
+    Deny,
+}
+
+/// A signal, on `grants.signals.<tenant>`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignalInput {
+    /// The task a grant was for is done: revoke it.
+    TaskComplete {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who says so.
+        by: PrincipalId,
+        /// The task.
+        #[serde(default)]
+        detail: String,
+    },
+    /// A risk signal about a principal: revoke all its live grants.
+    Risk {
+        /// The principal.
+        principal: PrincipalId,
+        /// Who raised it.
+        by: PrincipalId,
+        /// The signal.
+        #[serde(default)]
+        detail: String,
+    },
+}
+
+/// A revocation worker's report, on `grants.revocations.<tenant>`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RevocationInput {
+    /// The access was removed at the target.
+    Confirmed {
+        /// The grant.
+        grant_id: GrantId,
+        /// Which worker.
+        worker: String,
+    },
+    /// Removing it failed; the worker retries.
+    Failed {
+        /// The grant.
+        grant_id: GrantId,
+        /// Which worker.
+        worker: String,
+        /// What went wrong.
+        error: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+}
+
+/// A timer, on `grants.timers.<tenant>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerInput {
+    /// The grant whose `expires_at` came.
+    pub grant_id: GrantId,
+}
+
+/// Why the service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The tenant is not a valid subject token or id.
+    #[error("invalid tenant `{0}`")]
+    Tenant(String),
+    /// Could not connect.
+    #[error("cannot connect to NATS: {0}")]
+    Connect(String),
+    /// The streams are missing and could not be created, or are misconfigured.
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+    /// A NATS or JetStream operation failed.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The data directory could not be made.
+    #[error("data directory: {0}")]
+    Io(String),
+    /// The catalog given at start-up was refused.
+    #[error("the catalog was refused: {0}")]
+    Catalog(Rejection),
+}
+
+fn nats(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Nats(error.to_string())
+}
+
+/// What became of one input in a batch.
+enum Fate {
+    Staged { request_id: Option<String>, sequences: Vec<u64>, outcome: Option<DecisionOutcome> },
+    Duplicate { request_id: RequestId },
+    Rejected { reason: String, detail: String, request_id: Option<String> },
+}
+
+/// Runs the service until `shutdown` completes, then finishes the batch in
+/// hand (commit, publish, ack) and returns.
+pub async fn run(
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    let tenant_id = TenantId::new(config.tenant.clone()).map_err(|_| ServiceError::Tenant(config.tenant.clone()))?;
+    let input_subjects = [
+        requests_subject(&config.tenant),
+        approvals_subject(&config.tenant),
+        signals_subject(&config.tenant),
+        revocations_subject(&config.tenant),
+        timers_subject(&config.tenant),
+    ]
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|_| ServiceError::Tenant(config.tenant.clone()))?;
+    let rejections = rejections_subject(&config.tenant).map_err(|_| ServiceError::Tenant(config.tenant.clone()))?;
+
+    // The ledger first: a log that does not open is no reason to touch NATS.
+    let options = LogOptions::default();
+    let has_log = std::fs::read_dir(&config.data_dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let mut ledger = if has_log {
+        Ledger::open(&config.data_dir, tenant_id.clone(), options)?
+    } else {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServiceError::Io(e.to_string()))?;
+        Ledger::create(&config.data_dir, tenant_id.clone(), options)?
+    };
+    if ledger.log().head().sequence == 0 {
+        if let Some(text) = &config.catalog {
+            let mut batch = ledger.begin(now())?;
+            batch
+                .stage(Input {
+                    command: Command::PublishCatalog {
+                        text: text.clone(),
+                        published_by: PrincipalId::new("ledger-service").expect("a valid id"),
+                    },
+                    producer: "ledger-service".to_owned(),
+                    causation: Causation::Input("startup-catalog".to_owned()),
+                })
+                .map_err(ServiceError::Catalog)?;
+            batch.commit()?;
+        }
+    }
+
+    let mut connect = async_nats::ConnectOptions::new()
+        .request_timeout(Some(config.request_timeout))
+        .connection_timeout(config.request_timeout)
+        .name(format!("grantledger-ledger-{}", config.tenant));
+    if let Some(prefix) = &config.inbox_prefix {
+        connect = connect.custom_inbox_prefix(prefix.clone());
+    }
+    if let Some((user, password)) = &config.user_password {
+        connect = connect.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(creds) = &config.creds_file {
+        connect = connect.credentials_file(creds).await.map_err(|e| ServiceError::Connect(e.to_string()))?;
+    }
+    let client = connect
+        .connect(config.nats_url.as_str())
+        .await
+        .map_err(|e| ServiceError::Connect(e.to_string()))?;
+    let js = jetstream::new(client.clone());
+    ensure_streams(&js, &config.streams).await?;
+
+    // Converge LEDGER_EVENTS to the log before taking new work.
+    let mut published_through = last_published(&js, &config.tenant).await?;
+    let head = ledger.log().head().sequence;
+    if published_through < head {
+        tracing::info!(from = published_through + 1, to = head, "republishing committed events");
+        let n = publish_range(&js, &ledger, &config.tenant, published_through, head).await?;
+        config.counters.republished.fetch_add(n, Ordering::Relaxed);
+    }
+    published_through = head;
+
+    let stream = js.get_stream(GRANT_INPUT_STREAM).await.map_err(nats)?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &config.durable_name,
+            pull::Config {
+                durable_name: Some(config.durable_name.clone()),
+                filter_subjects: input_subjects,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: (FETCH_MAX * 4) as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats)?;
+    tracing::info!(tenant = %config.tenant, head, "ledger service running");
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let fetched = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            fetched = fetch(&consumer, config.fetch_expiry) => fetched?,
+        };
+        if fetched.is_empty() {
+            continue;
+        }
+        published_through =
+            process(&config, &js, &client, &mut ledger, &rejections, fetched, published_through).await?;
+    }
+    client.flush().await.map_err(nats)?;
+    tracing::info!("ledger service stopped");
+    Ok(())
+}
+
+async fn fetch(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    expiry: Duration,
+) -> Result<Vec<jetstream::Message>, ServiceError> {
+    let mut messages = consumer
+        .fetch()
+        .max_messages(FETCH_MAX)
+        .expires(expiry)
+        .messages()
+        .await
+        .map_err(nats)?;
+    let mut out = Vec::new();
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(message) => out.push(message),
+            Err(error) => {
+                tracing::warn!(%error, "fetch");
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn now() -> Timestamp {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp(ms)
+}
+
+/// Parses one input; `Err((reason, detail))` names why it is refused.
+fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
+    fn named(error: serde_json::Error) -> (String, String) {
+        let text = error.to_string();
+        let reason = if text.starts_with("unknown field") || text.contains("unknown variant") {
+            "unknown_field"
+        } else if error.is_data() {
+            "wrong_type"
+        } else {
+            "malformed_json"
+        };
+        (reason.to_owned(), text)
+    }
+    Ok(match kind {
+        InputKind::Request => Command::Submit(serde_json::from_slice::<SubmitRequest>(payload).map_err(named)?),
+        InputKind::Approval => {
+            let a: ApprovalInput = serde_json::from_slice(payload).map_err(named)?;
+            match a.decision {
+                ApprovalDecision::Approve => Command::Approve { request_id: a.request_id, approver: a.approver, comment: a.comment },
+                ApprovalDecision::Deny => Command::Deny { request_id: a.request_id, approver: a.approver, comment: a.comment },
+            }
+        }
+        InputKind::Signal => match serde_json::from_slice(payload).map_err(named)? {
+            SignalInput::TaskComplete { grant_id, by, detail } => {
+                Command::Revoke { grant_id, reason: RevocationReason::TaskComplete, by, detail }
+            }
+            SignalInput::Risk { principal, by, detail } => Command::RiskSignal { principal, by, detail },
+        },
+        InputKind::Revocation => match serde_json::from_slice(payload).map_err(named)? {
+            RevocationInput::Confirmed { grant_id, worker } => Command::ConfirmRevocation { grant_id, worker },
+            RevocationInput::Failed { grant_id, worker, error, attempt } => {
+                Command::ReportRevocationFailure { grant_id, worker, error, attempt }
+            }
+        },
+        InputKind::Timer => {
+            let t: TimerInput = serde_json::from_slice(payload).map_err(named)?;
+            Command::Expire { grant_id: t.grant_id }
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn process(
+    config: &ServiceConfig,
+    js: &jetstream::Context,
+    client: &async_nats::Client,
+    ledger: &mut Ledger,
+    rejections: &str,
+    messages: Vec<jetstream::Message>,
+    published_through: u64,
+) -> Result<u64, ServiceError> {
+    let counters = &config.counters;
+    counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+    let mut fates = Vec::with_capacity(messages.len());
+    let started = Instant::now();
+    let mut batch = ledger.begin(now())?;
+    for message in &messages {
+        let fate = decide_one(&config.tenant, &mut batch, message);
+        fates.push(fate);
+    }
+    let staged = batch.len();
+    let receipt = batch.commit()?;
+    let latency = started.elapsed().as_micros() as u64;
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters.last_batch_size.store(messages.len() as u64, Ordering::Relaxed);
+    counters.commit_latency_us_total.fetch_add(latency, Ordering::Relaxed);
+    counters.commit_latency_us_max.fetch_max(latency, Ordering::Relaxed);
+    counters.committed_inputs.fetch_add(staged as u64, Ordering::Relaxed);
+    counters.committed_events.fetch_add(receipt.records as u64, Ordering::Relaxed);
+    tracing::debug!(inputs = messages.len(), staged, records = receipt.records, latency_us = latency, "batch committed");
+
+    let head = ledger.log().head().sequence;
+    publish_range(js, ledger, &config.tenant, published_through, head).await?;
+
+    // Durable and published: now receipts, rejections, acks.
+    for (message, fate) in messages.iter().zip(fates) {
+        let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let subject = message.subject.to_string();
+        let reply_to = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(REPLY_TO_HEADER))
+            .map(|v| v.as_str().to_owned());
+        let (answer, notice, terminate) = match fate {
+            Fate::Staged { request_id, sequences, outcome } => (
+                ServiceReceipt { status: "committed".into(), request_id, sequences, outcome, reason: None, detail: None },
+                None,
+                false,
+            ),
+            Fate::Duplicate { request_id } => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                let prior = ledger.prior_decision(&request_id)?;
+                let original = ServiceReceipt {
+                    status: "duplicate".into(),
+                    request_id: Some(request_id.as_str().to_owned()),
+                    sequences: prior.as_ref().map(|p| p.sequences.clone()).unwrap_or_default(),
+                    outcome: prior.map(|p| p.outcome),
+                    reason: Some("request_id_already_decided".into()),
+                    detail: None,
+                };
+                let notice = RejectionNotice {
+                    reason: "request_id_already_decided".into(),
+                    detail: format!("request `{}` was decided before", request_id.as_str()),
+                    subject: subject.clone(),
+                    stream_sequence,
+                    original: Some(original.clone()),
+                };
+                (original, Some(notice), false)
+            }
+            Fate::Rejected { reason, detail, request_id } => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let notice = RejectionNotice {
+                    reason: reason.clone(),
+                    detail: detail.clone(),
+                    subject: subject.clone(),
+                    stream_sequence,
+                    original: None,
+                };
+                tracing::info!(%reason, %detail, %subject, stream_sequence, "input rejected");
+                (
+                    ServiceReceipt {
+                        status: "rejected".into(),
+                        request_id,
+                        sequences: Vec::new(),
+                        outcome: None,
+                        reason: Some(reason),
+                        detail: Some(detail),
+                    },
+                    Some(notice),
+                    true,
+                )
+            }
+        };
+        if let Some(notice) = notice {
+            let body = serde_json::to_vec(&notice).expect("serializable");
+            client.publish(rejections.to_owned(), body.into()).await.map_err(nats)?;
+        }
+        if let Some(reply_to) = reply_to {
+            if async_nats::Subject::from(reply_to.as_str()).is_valid() {
+                let body = serde_json::to_vec(&answer).expect("serializable");
+                client.publish(reply_to, body.into()).await.map_err(nats)?;
+            }
+        }
+        let acked = if terminate { message.ack_with(AckKind::Term).await } else { message.ack().await };
+        if let Err(error) = acked {
+            // The input is durable in the log: a redelivery gets the original outcome.
+            tracing::warn!(%error, stream_sequence, "ack failed");
+        }
+    }
+    client.flush().await.map_err(nats)?;
+    Ok(head)
+}
+
+fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: &jetstream::Message) -> Fate {
+    let rejected = |reason: &str, detail: String| Fate::Rejected { reason: reason.to_owned(), detail, request_id: None };
+    let Some(input) = parse_input_subject(&message.subject) else {
+        return rejected("unknown_subject", format!("`{}` is not an input subject", message.subject));
+    };
+    if input.tenant != tenant {
+        return rejected("unknown_tenant", format!("tenant `{}` is not served here", input.tenant));
+    }
+    if message.payload.len() > INPUT_BYTES_MAX {
+        return rejected("oversized", format!("{} bytes, at most {INPUT_BYTES_MAX}", message.payload.len()));
+    }
+    let command = match parse(input.kind, &message.payload) {
+        Ok(command) => command,
+        Err((reason, detail)) => return rejected(&reason, detail),
+    };
+    let request_id = match &command {
+        Command::Submit(request) => {
+            if request.tenant.as_str() != tenant {
+                return rejected("unknown_tenant", format!("tenant `{}` is not served here", request.tenant.as_str()));
+            }
+            Some(request.request_id.as_str().to_owned())
+        }
+        Command::Approve { request_id, .. } | Command::Deny { request_id, .. } => Some(request_id.as_str().to_owned()),
+        _ => None,
+    };
+    if !batch.is_empty() && batch.is_full() {
+        // Cannot happen with FETCH_MAX <= BATCH_INPUTS_MAX.
+        return rejected("batch_full", "retry".to_owned());
+    }
+    let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let producer = match input.kind {
+        InputKind::Timer => "expiry-timer".to_owned(),
+        kind => format!("nats:{}", kind.token()),
+    };
+    match batch.stage(Input {
+        command,
+        producer,
+        causation: Causation::Input(format!("{GRANT_INPUT_STREAM}:{stream_sequence}")),
+    }) {
+        Ok(staged) => {
+            let sequences = (0..staged.events.len() as u64).map(|i| staged.sequence_first + i).collect();
+            let outcome = staged.events.iter().find_map(|event| match event {
+                Event::DecisionRecorded(decision) => Some(decision.outcome.clone()),
+                _ => None,
+            });
+            Fate::Staged { request_id, sequences, outcome }
+        }
+        Err(Rejection::RequestIdAlreadyDecided { request_id }) => Fate::Duplicate { request_id },
+        Err(rejection) => Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id },
+    }
+}
+
+/// Publishes the log's records `(after, to]` to `LEDGER_EVENTS` and waits for
+/// every ack. Returns how many were published.
+async fn publish_range(
+    js: &jetstream::Context,
+    ledger: &Ledger,
+    tenant: &str,
+    after: u64,
+    to: u64,
+) -> Result<u64, ServiceError> {
+    let mut pending = Vec::new();
+    let mut count = 0;
+    for record in ledger.log().iter_from(after + 1) {
+        let record = record.map_err(LedgerError::from)?;
+        let sequence = record.header.sequence;
+        if sequence > to {
+            break;
+        }
+        let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
+        let subject = ledger_events_subject(tenant, envelope.event.kind().name()).map_err(nats)?;
+        let committed = Committed {
+            sequence,
+            time: Timestamp(record.header.time_ms),
+            hash: hex_of(&record.header.hash),
+            envelope,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", sequence.to_string().as_str());
+        let body = serde_json::to_vec(&committed).expect("serializable");
+        pending.push(js.publish_with_headers(subject, headers, body.into()).await.map_err(nats)?);
+        count += 1;
+        if pending.len() >= 1024 {
+            for ack in pending.drain(..) {
+                ack.await.map_err(nats)?;
+            }
+        }
+    }
+    for ack in pending {
+        ack.await.map_err(nats)?;
+    }
+    Ok(count)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The highest log sequence number of `tenant`'s events in `LEDGER_EVENTS`
+/// (from the last message's `Nats-Msg-Id`), 0 when none.
+pub async fn last_published(js: &jetstream::Context, tenant: &str) -> Result<u64, ServiceError> {
+    let stream = js.get_stream(LEDGER_EVENTS_STREAM).await.map_err(nats)?;
+    let info = stream.cached_info().clone();
+    let prefix = format!("ledger.events.{tenant}.");
+    let mut sequence = info.state.last_sequence;
+    let first = info.state.first_sequence;
+    // One writer per tenant; scan back past other tenants' events.
+    while sequence >= first.max(1) && sequence > 0 {
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => {
+                if message.subject.as_str().starts_with(&prefix) {
+                    let id = message
+                        .headers
+                        .get("Nats-Msg-Id")
+                        .and_then(|v| v.as_str().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    return Ok(id);
+                }
+            }
+            Err(error) => tracing::debug!(%error, sequence, "no message"),
+        }
+        sequence -= 1;
+    }
+    Ok(0)
+}
