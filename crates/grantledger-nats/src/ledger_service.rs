@@ -267,6 +267,19 @@ pub enum ServiceError {
     /// The data directory could not be made.
     #[error("data directory: {0}")]
     Io(String),
+    /// `LEDGER_EVENTS` holds events of this tenant beyond the log's head:
+    /// the data directory is not the log those events came from (a restored
+    /// backup, a wrong `--data`). Running would publish different events
+    /// under sequence numbers subscribers have already seen.
+    #[error(
+        "LEDGER_EVENTS holds this tenant's events up to sequence {stream} but the log ends at {log}: wrong or restored data directory"
+    )]
+    Diverged {
+        /// The highest sequence in the stream.
+        stream: u64,
+        /// The log's head.
+        log: u64,
+    },
     /// The catalog given at start-up was refused.
     #[error("the catalog was refused: {0}")]
     Catalog(Rejection),
@@ -349,14 +362,22 @@ pub async fn run(
     ensure_streams(&js, &config.streams).await?;
 
     // Converge LEDGER_EVENTS to the log before taking new work.
-    let mut published_through = last_published(&js, &config.tenant).await?;
+    let position = stream_position(&js, &config.tenant).await?;
     let head = ledger.log().head().sequence;
-    if published_through < head {
-        tracing::info!(from = published_through + 1, to = head, "republishing committed events");
-        let n = publish_range(&js, &ledger, &config.tenant, published_through, head).await?;
+    if position.last > head {
+        return Err(ServiceError::Diverged { stream: position.last, log: head });
+    }
+    if !position.missing.is_empty() {
+        tracing::info!(count = position.missing.len(), "publishing the events missing from LEDGER_EVENTS");
+        let n = publish_sequences(&js, &ledger, &config.tenant, &position.missing).await?;
         config.counters.republished.fetch_add(n, Ordering::Relaxed);
     }
-    published_through = head;
+    let mut published_through = position.last;
+    if published_through < head {
+        tracing::info!(from = published_through + 1, to = head, "republishing committed events");
+        let n = publish_range(&js, &ledger, &config.tenant, &mut published_through, head).await?;
+        config.counters.republished.fetch_add(n, Ordering::Relaxed);
+    }
 
     let stream = js.get_stream(GRANT_INPUT_STREAM).await.map_err(nats)?;
     let consumer = stream
@@ -375,22 +396,96 @@ pub async fn run(
         .map_err(nats)?;
     tracing::info!(tenant = %config.tenant, head, "ledger service running");
 
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    let mut stop = Stop::new(shutdown);
+    let mut backoff = Backoff::default();
+    while !stop.requested() {
         let fetched = tokio::select! {
             biased;
-            _ = &mut shutdown => break,
-            fetched = fetch(&consumer, config.fetch_expiry) => fetched?,
+            _ = stop.wait() => break,
+            fetched = fetch(&consumer, config.fetch_expiry) => fetched,
+        };
+        let fetched = match fetched {
+            Ok(fetched) => {
+                backoff.reset();
+                fetched
+            }
+            Err(error) => {
+                // NATS restarting, say: the client reconnects by itself.
+                tracing::warn!(%error, "fetch failed; retrying");
+                stop.sleep(backoff.next()).await;
+                continue;
+            }
         };
         if fetched.is_empty() {
             continue;
         }
         published_through =
-            process(&config, &js, &client, &mut ledger, &rejections, fetched, published_through).await?;
+            process(&config, &js, &client, &mut ledger, &rejections, fetched, published_through, &mut stop).await?;
     }
-    client.flush().await.map_err(nats)?;
+    if let Err(error) = client.flush().await {
+        tracing::warn!(%error, "final flush");
+    }
     tracing::info!("ledger service stopped");
     Ok(())
+}
+
+/// The shutdown future, polled from several places, completed once.
+struct Stop<F> {
+    future: std::pin::Pin<Box<F>>,
+    requested: bool,
+}
+
+impl<F: Future<Output = ()>> Stop<F> {
+    fn new(future: F) -> Self {
+        Stop { future: Box::pin(future), requested: false }
+    }
+
+    fn requested(&self) -> bool {
+        self.requested
+    }
+
+    /// Completes when shutdown is requested (at once if it was).
+    async fn wait(&mut self) {
+        if !self.requested {
+            (&mut self.future).await;
+            self.requested = true;
+        }
+    }
+
+    /// Sleeps `duration`, or less if shutdown is requested meanwhile.
+    async fn sleep(&mut self, duration: Duration) {
+        tokio::select! {
+            _ = self.wait() => {}
+            _ = tokio::time::sleep(duration) => {}
+        }
+    }
+}
+
+/// Capped exponential backoff for retrying NATS calls: 50 ms doubling to 2 s.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let ms = (50u64 << self.attempt.min(6)).min(2_000);
+        self.attempt += 1;
+        Duration::from_millis(ms)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Runs blocking work (deciding and the synced RocksDB commit) without
+/// stalling the runtime's other tasks, when the runtime can spare the thread.
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 async fn fetch(
@@ -464,26 +559,29 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn process(
+async fn process<F: Future<Output = ()>>(
     config: &ServiceConfig,
     js: &jetstream::Context,
     client: &async_nats::Client,
     ledger: &mut Ledger,
     rejections: &str,
     messages: Vec<jetstream::Message>,
-    published_through: u64,
+    mut published_through: u64,
+    stop: &mut Stop<F>,
 ) -> Result<u64, ServiceError> {
     let counters = &config.counters;
     counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
-    let mut fates = Vec::with_capacity(messages.len());
     let started = Instant::now();
-    let mut batch = ledger.begin(now())?;
-    for message in &messages {
-        let fate = decide_one(&config.tenant, &mut batch, message);
-        fates.push(fate);
-    }
-    let staged = batch.len();
-    let receipt = batch.commit()?;
+    let (fates, staged, receipt) = blocking(|| -> Result<_, ServiceError> {
+        let mut fates = Vec::with_capacity(messages.len());
+        let mut batch = ledger.begin(now())?;
+        for message in &messages {
+            fates.push(decide_one(&config.tenant, &mut batch, message));
+        }
+        let staged = batch.len();
+        let receipt = batch.commit()?;
+        Ok((fates, staged, receipt))
+    })?;
     let latency = started.elapsed().as_micros() as u64;
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.last_batch_size.store(messages.len() as u64, Ordering::Relaxed);
@@ -493,8 +591,26 @@ async fn process(
     counters.committed_events.fetch_add(receipt.records as u64, Ordering::Relaxed);
     tracing::debug!(inputs = messages.len(), staged, records = receipt.records, latency_us = latency, "batch committed");
 
+    // Publish until JetStream holds every new record. A failure (NATS
+    // restarting) is retried; on shutdown the records stay in the log and
+    // the next start republishes them, and the inputs, not acked, come back
+    // as duplicates answered with their original outcome.
     let head = ledger.log().head().sequence;
-    publish_range(js, ledger, &config.tenant, published_through, head).await?;
+    let mut backoff = Backoff::default();
+    while published_through < head {
+        match publish_range(js, ledger, &config.tenant, &mut published_through, head).await {
+            Ok(_) => {}
+            Err(ServiceError::Nats(error)) => {
+                if stop.requested() {
+                    tracing::warn!(%error, published_through, head, "stopping with events unpublished; the next start republishes them");
+                    return Ok(published_through);
+                }
+                tracing::warn!(%error, published_through, head, "publishing committed events failed; retrying");
+                stop.sleep(backoff.next()).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 
     // Durable and published: now receipts, rejections, acks.
     for (message, fate) in messages.iter().zip(fates) {
@@ -556,14 +672,20 @@ async fn process(
                 )
             }
         };
+        // Notices, receipts and acks are at least once: if one is lost the
+        // input is redelivered and answered again with its original outcome.
         if let Some(notice) = notice {
             let body = serde_json::to_vec(&notice).expect("serializable");
-            client.publish(rejections.to_owned(), body.into()).await.map_err(nats)?;
+            if let Err(error) = client.publish(rejections.to_owned(), body.into()).await {
+                tracing::warn!(%error, stream_sequence, "rejection notice not sent");
+            }
         }
-        if let Some(reply_to) = reply_to {
-            if async_nats::Subject::from(reply_to.as_str()).is_valid() {
-                let body = serde_json::to_vec(&answer).expect("serializable");
-                client.publish(reply_to, body.into()).await.map_err(nats)?;
+        if let Some(reply_to) = reply_to
+            && async_nats::Subject::from(reply_to.as_str()).is_valid()
+        {
+            let body = serde_json::to_vec(&answer).expect("serializable");
+            if let Err(error) = client.publish(reply_to, body.into()).await {
+                tracing::warn!(%error, stream_sequence, "receipt not sent");
             }
         }
         let acked = if terminate { message.ack_with(AckKind::Term).await } else { message.ack().await };
@@ -572,7 +694,9 @@ async fn process(
             tracing::warn!(%error, stream_sequence, "ack failed");
         }
     }
-    client.flush().await.map_err(nats)?;
+    if let Err(error) = client.flush().await {
+        tracing::warn!(%error, "flush after acks");
+    }
     Ok(head)
 }
 
@@ -628,47 +752,153 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
     }
 }
 
-/// Publishes the log's records `(after, to]` to `LEDGER_EVENTS` and waits for
-/// every ack. Returns how many were published.
+/// The `Nats-Msg-Id` of a tenant's record in `LEDGER_EVENTS`:
+/// `<tenant>:<sequence>`. Tenants share the stream and each numbers its own
+/// log from 1, so a bare sequence number would make JetStream drop one
+/// tenant's event as a duplicate of another's.
+pub fn event_msg_id(tenant: &str, sequence: u64) -> String {
+    format!("{tenant}:{sequence}")
+}
+
+/// The header carrying a record's log sequence number on `LEDGER_EVENTS`.
+pub const SEQUENCE_HEADER: &str = "Grantledger-Sequence";
+
+/// Publishes the log's records `(*through, to]` to `LEDGER_EVENTS`, in
+/// order, advancing `*through` as JetStream acknowledges each one. Returns
+/// how many were published.
 async fn publish_range(
     js: &jetstream::Context,
     ledger: &Ledger,
     tenant: &str,
-    after: u64,
+    through: &mut u64,
     to: u64,
 ) -> Result<u64, ServiceError> {
-    let mut pending = Vec::new();
+    let mut pending = std::collections::VecDeque::new();
     let mut count = 0;
-    for record in ledger.log().iter_from(after + 1) {
+    for record in ledger.log().iter_from(*through + 1) {
         let record = record.map_err(LedgerError::from)?;
         let sequence = record.header.sequence;
         if sequence > to {
             break;
         }
-        let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
-        let subject = ledger_events_subject(tenant, envelope.event.kind().name()).map_err(nats)?;
-        let committed = Committed {
-            sequence,
-            time: Timestamp(record.header.time_ms),
-            hash: hex_of(&record.header.hash),
-            envelope,
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", sequence.to_string().as_str());
-        let body = serde_json::to_vec(&committed).expect("serializable");
-        pending.push(js.publish_with_headers(subject, headers, body.into()).await.map_err(nats)?);
+        pending.push_back((sequence, publish_record(js, tenant, &record).await?));
         count += 1;
-        if pending.len() >= 1024 {
-            for ack in pending.drain(..) {
-                ack.await.map_err(nats)?;
-            }
+        if pending.len() >= PUBLISH_WINDOW {
+            let (sequence, ack) = pending.pop_front().expect("not empty");
+            ack.await.map_err(nats)?;
+            *through = sequence;
+        }
+    }
+    for (sequence, ack) in pending {
+        ack.await.map_err(nats)?;
+        *through = sequence;
+    }
+    Ok(count)
+}
+
+/// Publishes the given records (the gaps a NATS restart left) and waits for
+/// every ack.
+async fn publish_sequences(
+    js: &jetstream::Context,
+    ledger: &Ledger,
+    tenant: &str,
+    sequences: &[u64],
+) -> Result<u64, ServiceError> {
+    let mut pending = std::collections::VecDeque::new();
+    for &sequence in sequences {
+        let record = ledger
+            .log()
+            .read(sequence)
+            .map_err(LedgerError::from)?
+            .ok_or_else(|| ServiceError::Nats(format!("record {sequence} is not in the log")))?;
+        pending.push_back(publish_record(js, tenant, &record).await?);
+        if pending.len() >= PUBLISH_WINDOW {
+            pending.pop_front().expect("not empty").await.map_err(nats)?;
         }
     }
     for ack in pending {
         ack.await.map_err(nats)?;
     }
-    Ok(count)
+    Ok(sequences.len() as u64)
 }
+
+/// Sends one record to `ledger.events.<tenant>.<kind>`; the returned future
+/// resolves when JetStream has stored it.
+async fn publish_record(
+    js: &jetstream::Context,
+    tenant: &str,
+    record: &grantledger_log::Record,
+) -> Result<jetstream::context::PublishAckFuture, ServiceError> {
+    let sequence = record.header.sequence;
+    let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
+    let subject = ledger_events_subject(tenant, envelope.event.kind().name()).map_err(nats)?;
+    let committed = Committed { sequence, time: Timestamp(record.header.time_ms), hash: hex_of(&record.header.hash), envelope };
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_msg_id(tenant, sequence).as_str());
+    headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
+    let body = serde_json::to_vec(&committed).expect("serializable");
+    js.publish_with_headers(subject, headers, body.into()).await.map_err(nats)
+}
+
+/// What `LEDGER_EVENTS` holds of a tenant's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    /// The highest sequence in the stream (0: none).
+    pub last: u64,
+    /// Sequences below `last` the stream lacks. Publishes in flight when
+    /// NATS restarts can be lost while later ones reach the restarted
+    /// server, so the stream may hold a tenant's events out of order, with
+    /// holes; subscribers order by `Grantledger-Sequence`, and the ledger
+    /// fills the holes.
+    pub missing: Vec<u64>,
+}
+
+/// Where `LEDGER_EVENTS` stands for `tenant`: its last sequence from one
+/// lookup, its message count from the stream's per-subject counts, and only
+/// when the two disagree (holes), a scan of the tenant's message headers.
+pub async fn stream_position(js: &jetstream::Context, tenant: &str) -> Result<StreamPosition, ServiceError> {
+    let last = last_published(js, tenant).await?;
+    if last == 0 {
+        return Ok(StreamPosition { last, missing: Vec::new() });
+    }
+    let filter = format!("ledger.events.{tenant}.>");
+    let stream = js.get_stream(LEDGER_EVENTS_STREAM).await.map_err(nats)?;
+    let mut counts = stream.info_with_subjects(&filter).await.map_err(nats)?;
+    let mut held = 0u64;
+    while let Some(entry) = counts.next().await {
+        held += entry.map_err(nats)?.1 as u64;
+    }
+    if held >= last {
+        return Ok(StreamPosition { last, missing: Vec::new() });
+    }
+    tracing::warn!(tenant, last, held, "LEDGER_EVENTS has holes; scanning the tenant's events");
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: filter,
+            headers_only: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+    let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut present = vec![false; last as usize + 1];
+    for _ in 0..held {
+        let message = messages
+            .next()
+            .await
+            .ok_or_else(|| ServiceError::Nats("the scan of LEDGER_EVENTS ended early".into()))?
+            .map_err(nats)?;
+        let sequence = message.headers.as_ref().map(sequence_of).transpose()?.unwrap_or(0);
+        if let Some(slot) = present.get_mut(sequence as usize) {
+            *slot = true;
+        }
+    }
+    let missing = (1..=last).filter(|&s| !present[s as usize]).collect();
+    Ok(StreamPosition { last, missing })
+}
+
+/// Publishes in flight at once while converging `LEDGER_EVENTS` to the log.
+const PUBLISH_WINDOW: usize = 1024;
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -680,6 +910,18 @@ pub async fn last_published(js: &jetstream::Context, tenant: &str) -> Result<u64
     let stream = js.get_stream(LEDGER_EVENTS_STREAM).await.map_err(nats)?;
     let info = stream.cached_info().clone();
     let prefix = format!("ledger.events.{tenant}.");
+    if info.state.messages == 0 {
+        return Ok(0);
+    }
+    // One lookup: the stream's last message on the tenant's subjects.
+    match stream.get_last_raw_message_by_subject(&format!("{prefix}>")).await {
+        Ok(message) => return sequence_of(&message.headers),
+        Err(error) if error.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+            return Ok(0);
+        }
+        // An older server without wildcard lookups: scan back instead.
+        Err(error) => tracing::debug!(%error, "last message by subject"),
+    }
     let mut sequence = info.state.last_sequence;
     let first = info.state.first_sequence;
     // One writer per tenant; scan back past other tenants' events.
@@ -687,12 +929,7 @@ pub async fn last_published(js: &jetstream::Context, tenant: &str) -> Result<u64
         match stream.get_raw_message(sequence).await {
             Ok(message) => {
                 if message.subject.as_str().starts_with(&prefix) {
-                    let id = message
-                        .headers
-                        .get("Nats-Msg-Id")
-                        .and_then(|v| v.as_str().parse::<u64>().ok())
-                        .unwrap_or(0);
-                    return Ok(id);
+                    return sequence_of(&message.headers);
                 }
             }
             Err(error) => tracing::debug!(%error, sequence, "no message"),
@@ -700,4 +937,12 @@ pub async fn last_published(js: &jetstream::Context, tenant: &str) -> Result<u64
         sequence -= 1;
     }
     Ok(0)
+}
+
+/// The log sequence number a `LEDGER_EVENTS` message carries.
+fn sequence_of(headers: &HeaderMap) -> Result<u64, ServiceError> {
+    headers
+        .get(SEQUENCE_HEADER)
+        .and_then(|value| value.as_str().parse::<u64>().ok())
+        .ok_or_else(|| ServiceError::Nats(format!("a LEDGER_EVENTS message without a valid `{SEQUENCE_HEADER}` header")))
 }

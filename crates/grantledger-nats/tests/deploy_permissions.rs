@@ -757,3 +757,91 @@ async fn projectors_read_ledger_events() {
         session.expect_no_violation().await;
     }
 }
+
+/// The real ledger service, logged in as the shipped `ledger` user with its
+/// inbox prefix, has every permission it needs: it creates the streams,
+/// pulls a producer's request, publishes the events, sends the receipt to the
+/// producer's `_INBOX.` subject and a rejection notice for a bad input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_service_runs_under_the_shipped_config() {
+    use grantledger_nats::ledger_service::{self, REPLY_TO_HEADER, ServiceConfig, ServiceReceipt};
+
+    let deployment = Deployment::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), deployment.server.url(), "acme".into());
+    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
+    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(ledger_service::run(config, async {
+        let _ = stop_rx.await;
+    }));
+
+    // Producers may not look at streams: the admin watches for them.
+    let admin = deployment.connect(Role::Admin).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
+        if service.is_finished() {
+            panic!("the ledger service stopped: {:?}", service.await);
+        }
+        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let producer = deployment.connect(Role::Producer).await;
+    let mut receipts = producer.client.subscribe("_INBOX.receipts-acme").await.expect("subscribe");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(REPLY_TO_HEADER, "_INBOX.receipts-acme");
+    let request = r#"{"request_id":"req-shipped","tenant":"acme","principal":{"id":"svc-a","kind":"workload","owner":"team-a"},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"nightly report"}"#;
+    producer
+        .jetstream
+        .publish_with_headers("grants.requests.acme", headers.clone(), request.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let receipt = within("receipt", receipts.next()).await.expect("a receipt");
+    let receipt: ServiceReceipt = serde_json::from_slice(&receipt.payload).expect("a receipt");
+    assert_eq!(receipt.status, "committed");
+    assert_eq!(receipt.sequences, vec![2, 3, 4], "request, decision, issuance after the catalog");
+
+    producer
+        .jetstream
+        .publish_with_headers("grants.requests.acme", headers, "{not json".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let receipt = within("receipt", receipts.next()).await.expect("a receipt");
+    let receipt: ServiceReceipt = serde_json::from_slice(&receipt.payload).expect("a receipt");
+    assert_eq!((receipt.status.as_str(), receipt.reason.as_deref()), ("rejected", Some("malformed_json")));
+
+    let events = admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.expect("stream");
+    assert_eq!(events.cached_info().state.messages, 4, "catalog + 3 events on LEDGER_EVENTS");
+    stop_tx.send(()).expect("service still running");
+    within("stop", service).await.expect("joined").expect("the service stops cleanly");
+
+    // A restart reads LEDGER_EVENTS back (last message, per-subject counts)
+    // with the same user, and goes on numbering after the log's head.
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), deployment.server.url(), "acme".into());
+    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
+    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(ledger_service::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(REPLY_TO_HEADER, "_INBOX.receipts-acme");
+    let request = request.replace("req-shipped", "req-after-restart");
+    producer
+        .jetstream
+        .publish_with_headers("grants.requests.acme", headers, request.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let receipt = within("receipt", receipts.next()).await.expect("a receipt");
+    let receipt: ServiceReceipt = serde_json::from_slice(&receipt.payload).expect("a receipt");
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[5, 6, 7][..]));
+    stop_tx.send(()).expect("service still running");
+    within("stop", service).await.expect("joined").expect("the service stops cleanly");
+}

@@ -77,7 +77,7 @@ async fn request_receipt_duplicate_and_poison() {
     let mut kinds = Vec::new();
     for sequence in 1..=4 {
         let message = stream.get_raw_message(sequence).await.expect("message");
-        assert_eq!(message.headers.get("Nats-Msg-Id").unwrap().as_str(), sequence.to_string());
+        assert_eq!(message.headers.get("Nats-Msg-Id").unwrap().as_str(), format!("acme:{sequence}"));
         kinds.push(message.subject.to_string());
     }
     assert_eq!(

@@ -1,0 +1,242 @@
+//! The ledger service on a real nats-server, beside raw JetStream publishing
+//! of the same messages on the same server, in the same run.
+//!
+//! 1. Saturation. `GRANTLEDGER_BENCH_REQUESTS` requests (default 50,000) are
+//!    first published to GRANT_INPUT (timed: that is the raw-JetStream peer,
+//!    windowed async publishes with every ack awaited); then the service
+//!    starts and is timed until LEDGER_EVENTS holds the 3 events of every
+//!    request (decided, committed with fsync, published with acks awaited,
+//!    inputs acked).
+//! 2. Open-loop latency at fixed rates (`GRANTLEDGER_BENCH_RATES`, default
+//!    1000,5000 requests/s, for `GRANTLEDGER_BENCH_SECONDS` each, default 10):
+//!    the i-th request is due at `start + i / rate` whatever happened to the
+//!    ones before, and its latency is measured from that due time, so a stall
+//!    is charged to every request it delays (no coordinated omission).
+//!    - service: publish to `grants.requests.<tenant>` with a receipt header,
+//!      until the receipt arrives (durable in the log, on LEDGER_EVENTS);
+//!    - peer: a raw JetStream publish of the same body to a plain file
+//!      stream, until its PubAck arrives.
+//!    Percentiles come from `hdrhistogram` (microseconds).
+//!
+//! `cargo bench --workspace --bench ledger_service`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use grantledger_nats::ledger_service::{self, REPLY_TO_HEADER, ServiceConfig};
+use grantledger_testkit::NatsServer;
+use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
+
+const TENANT: &str = "bench";
+
+fn request(id: &str) -> String {
+    format!(
+        r#"{{"request_id":"{id}","tenant":"{TENANT}","principal":{{"id":"svc-{id}","kind":"workload","owner":"team-a"}},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"load test"}}"#
+    )
+}
+
+fn main() {
+    let requests = env_u64("GRANTLEDGER_BENCH_REQUESTS", 50_000) as usize;
+    let seconds = env_u64("GRANTLEDGER_BENCH_SECONDS", 10);
+    let rates: Vec<u64> = std::env::var("GRANTLEDGER_BENCH_RATES")
+        .unwrap_or_else(|_| "1000,5000".into())
+        .split(',')
+        .map(|r| r.trim().parse().expect("GRANTLEDGER_BENCH_RATES: comma-separated requests/s"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(requests, seconds, rates));
+}
+
+async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
+    let server = NatsServer::start();
+    let client = async_nats::ConnectOptions::new().connect(server.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    grantledger_nats::ensure_streams(&js, &Default::default()).await.unwrap();
+    js.create_stream(stream::Config {
+        name: "PEER".into(),
+        subjects: vec!["peer.>".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // 1. Saturation.
+    let bodies: Vec<String> = (0..requests).map(|i| request(&format!("sat-{i}"))).collect();
+    let started = Instant::now();
+    publish_all(&js, "grants.requests.bench", &bodies).await;
+    let raw = started.elapsed();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), server.url(), TENANT.into());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let counters = config.counters.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let service = tokio::spawn(ledger_service::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let expected = 1 + 3 * requests as u64;
+    let mut events = js.get_stream("LEDGER_EVENTS").await.unwrap();
+    loop {
+        let held = events.info().await.unwrap().state.messages;
+        if held >= expected {
+            assert_eq!(held, expected, "each request decided once");
+            break;
+        }
+        assert!(!service.is_finished(), "the service stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let through = started.elapsed();
+    let batches = counters.batches.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    let commit_us = counters.commit_latency_us_total.load(std::sync::atomic::Ordering::Relaxed) / batches;
+    println!("saturation: {requests} requests, 3 events each");
+    println!("{:<40} {:>12} {:>10}", "", "requests/s", "seconds");
+    println!("{:<40} {:>12.0} {:>10.2}", "raw JetStream publish (peer)", requests as f64 / raw.as_secs_f64(), raw.as_secs_f64());
+    println!(
+        "{:<40} {:>12.0} {:>10.2}",
+        "ledger service (decide+commit+publish+ack)",
+        requests as f64 / through.as_secs_f64(),
+        through.as_secs_f64()
+    );
+    println!(
+        "service/raw time ratio {:.2}x; {} batches, mean {:.0} inputs and {} us decide+commit per batch",
+        through.as_secs_f64() / raw.as_secs_f64(),
+        batches,
+        requests as f64 / batches as f64,
+        commit_us
+    );
+
+    // 2. Open-loop latency.
+    println!("\nopen loop, {seconds} s per rate, latency from each request's due time (microseconds)");
+    println!("{:<34} {:>8} {:>8} {:>8} {:>8} {:>8}", "", "rate/s", "p50", "p99", "p99.9", "max");
+    for rate in rates {
+        let peer = open_loop_peer(&js, rate, seconds).await;
+        print_row("raw JetStream publish -> PubAck", rate, &peer);
+        let service = open_loop_service(&client, &js, rate, seconds).await;
+        print_row("service publish -> receipt", rate, &service);
+    }
+    stop_tx.send(()).unwrap();
+    service.await.unwrap().unwrap();
+}
+
+fn print_row(name: &str, rate: u64, h: &Histogram<u64>) {
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        name,
+        rate,
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+}
+
+/// Publishes every body and waits for every ack, at most 1024 in flight.
+async fn publish_all(js: &jetstream::Context, subject: &str, bodies: &[String]) {
+    let mut pending = std::collections::VecDeque::new();
+    for body in bodies {
+        pending.push_back(js.publish(subject.to_owned(), body.clone().into()).await.unwrap());
+        if pending.len() >= 1024 {
+            pending.pop_front().unwrap().await.unwrap();
+        }
+    }
+    for ack in pending {
+        ack.await.unwrap();
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+/// Sleeps until `due` (no-op when late: the lateness is charged as latency).
+async fn until(due: Instant) {
+    let now = Instant::now();
+    if due > now {
+        tokio::time::sleep(due - now).await;
+    }
+}
+
+async fn open_loop_peer(js: &jetstream::Context, rate: u64, seconds: u64) -> Histogram<u64> {
+    let total = rate * seconds;
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut acks = FuturesUnordered::new();
+    let mut h = histogram();
+    for i in 0..total {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        until(due).await;
+        let ack = js.publish(format!("peer.{rate}"), request(&format!("peer-{rate}-{i}")).into()).await.unwrap();
+        acks.push(async move {
+            ack.await.unwrap();
+            due
+        });
+        // Collect what has completed without blocking the schedule.
+        while let Some(Some(due)) = futures::FutureExt::now_or_never(acks.next()) {
+            h.record(due.elapsed().as_micros() as u64).unwrap();
+        }
+    }
+    while let Some(due) = acks.next().await {
+        h.record(due.elapsed().as_micros() as u64).unwrap();
+    }
+    h
+}
+
+async fn open_loop_service(client: &async_nats::Client, js: &jetstream::Context, rate: u64, seconds: u64) -> Histogram<u64> {
+    let total = rate * seconds;
+    let inbox = format!("_INBOX.bench-receipts-{rate}");
+    let mut receipts = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let due_times: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let collector = {
+        let due_times = due_times.clone();
+        tokio::spawn(async move {
+            let mut h = histogram();
+            let mut seen = 0;
+            while seen < total {
+                let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(60), receipts.next()).await else {
+                    panic!("receipts stopped after {seen} of {total}");
+                };
+                let arrived = Instant::now();
+                let receipt: ledger_service::ServiceReceipt = serde_json::from_slice(&message.payload).unwrap();
+                assert_eq!(receipt.status, "committed", "{receipt:?}");
+                let id = receipt.request_id.unwrap();
+                let due = due_times.lock().await.remove(&id).expect("a receipt for a request sent");
+                h.record(arrived.duration_since(due).as_micros() as u64).unwrap();
+                seen += 1;
+            }
+            h
+        })
+    };
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut acks = FuturesUnordered::new();
+    for i in 0..total {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        until(due).await;
+        let id = format!("open-{rate}-{i}");
+        due_times.lock().await.insert(id.clone(), due);
+        let mut headers = HeaderMap::new();
+        headers.insert(REPLY_TO_HEADER, inbox.as_str());
+        acks.push(js.publish_with_headers("grants.requests.bench", headers, request(&id).into()).await.unwrap());
+        while let Some(Some(ack)) = futures::FutureExt::now_or_never(acks.next()) {
+            ack.unwrap();
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack.unwrap();
+    }
+    collector.await.unwrap()
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("{name}: expected a number, got `{text}`")),
+        Err(_) => default,
+    }
+}
