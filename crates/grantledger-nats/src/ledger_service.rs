@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::streams::{GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError, ensure_streams};
 use crate::subjects::{
-    InputKind, approvals_subject, ledger_events_subject, parse_input_subject, rejections_subject,
+    InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject, rejections_subject,
     requests_subject, revocations_subject, signals_subject, timers_subject,
 };
 
@@ -396,9 +396,18 @@ pub async fn run(
         .map_err(nats)?;
     tracing::info!(tenant = %config.tenant, head, "ledger service running");
 
+    let mut backfill = client
+        .subscribe(backfill_subject(&config.tenant).map_err(|_| ServiceError::Tenant(config.tenant.clone()))?)
+        .await
+        .map_err(nats)?;
     let mut stop = Stop::new(shutdown);
     let mut backoff = Backoff::default();
     while !stop.requested() {
+        // Backfill requests are answered between fetches (a fetch lasts at
+        // most `fetch_expiry`), so they never cut a fetch short.
+        while let Some(Some(request)) = futures::FutureExt::now_or_never(backfill.next()) {
+            answer_backfill(&client, &ledger, request).await;
+        }
         let fetched = tokio::select! {
             biased;
             _ = stop.wait() => break,
@@ -820,6 +829,84 @@ async fn publish_sequences(
         ack.await.map_err(nats)?;
     }
     Ok(sequences.len() as u64)
+}
+
+/// The most records one backfill reply carries.
+pub const BACKFILL_RECORDS_MAX: u32 = 512;
+
+/// The most bytes of records one backfill reply carries (NATS's default
+/// `max_payload` is 1 MiB); always at least one record.
+pub const BACKFILL_BYTES_MAX: usize = 512 * 1024;
+
+/// A projector's request on `grantledger.backfill.<tenant>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// The first sequence number wanted (1 or more).
+    pub from: u64,
+    /// At most this many records; capped at [`BACKFILL_RECORDS_MAX`].
+    pub limit: u32,
+}
+
+/// The ledger's answer: committed events from `from` on, in order, as on
+/// `LEDGER_EVENTS`, and the log's head, so the asker knows whether to ask
+/// again. `error` names what was wrong with a refused request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackfillReply {
+    /// The log's head when the reply was made.
+    pub head: u64,
+    /// The records, as `Committed` JSON values.
+    pub records: Vec<serde_json::Value>,
+    /// Why the request was refused, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+async fn answer_backfill(client: &async_nats::Client, ledger: &Ledger, request: async_nats::Message) {
+    let Some(reply_to) = request.reply.clone() else {
+        tracing::debug!("a backfill request without a reply subject");
+        return;
+    };
+    let reply = backfill(ledger, &request.payload);
+    let body = serde_json::to_vec(&reply).expect("serializable");
+    if let Err(error) = client.publish(reply_to, body.into()).await {
+        tracing::warn!(%error, "backfill reply not sent");
+    }
+}
+
+/// Reads the records a [`BackfillRequest`] asks for.
+pub fn backfill(ledger: &Ledger, payload: &[u8]) -> BackfillReply {
+    let head = ledger.log().head().sequence;
+    let refused = |error: String| BackfillReply { head, records: Vec::new(), error: Some(error) };
+    let request: BackfillRequest = match serde_json::from_slice(payload) {
+        Ok(request) => request,
+        Err(error) => return refused(format!("malformed backfill request: {error}")),
+    };
+    if request.from == 0 {
+        return refused("`from` must be 1 or more: sequence numbers start at 1".into());
+    }
+    let limit = request.limit.clamp(1, BACKFILL_RECORDS_MAX) as usize;
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    for record in ledger.log().iter_from(request.from).take(limit) {
+        let value = match record.map_err(LedgerError::from).and_then(|record| committed_value(&record)) {
+            Ok(value) => value,
+            Err(error) => return refused(format!("reading the log: {error}")),
+        };
+        bytes += value.to_string().len();
+        if !records.is_empty() && bytes > BACKFILL_BYTES_MAX {
+            break;
+        }
+        records.push(value);
+    }
+    BackfillReply { head, records, error: None }
+}
+
+fn committed_value(record: &grantledger_log::Record) -> Result<serde_json::Value, LedgerError> {
+    let sequence = record.header.sequence;
+    let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
+    let committed = Committed { sequence, time: Timestamp(record.header.time_ms), hash: hex_of(&record.header.hash), envelope };
+    Ok(serde_json::to_value(&committed).expect("serializable"))
 }
 
 /// Sends one record to `ledger.events.<tenant>.<kind>`; the returned future

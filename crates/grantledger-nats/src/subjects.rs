@@ -75,6 +75,14 @@ pub fn ledger_events_filter(tenant: &str) -> Result<String, SubjectError> {
     Ok(format!("ledger.events.{tenant}.>"))
 }
 
+/// `grantledger.backfill.<tenant>`: projectors ask the ledger for committed
+/// events from a sequence number on (NATS request/reply, in no stream). Not
+/// under `ledger.>`, which only the ledger publishes to.
+pub fn backfill_subject(tenant: &str) -> Result<String, SubjectError> {
+    check_token(TokenRole::Tenant, tenant)?;
+    Ok(format!("grantledger.backfill.{tenant}"))
+}
+
 /// `grants.expiry.<tenant>.<resource_kind>`: remove this grant at the target.
 pub fn expiry_subject(tenant: &str, resource_kind: &str) -> Result<String, SubjectError> {
     check_token(TokenRole::Tenant, tenant)?;

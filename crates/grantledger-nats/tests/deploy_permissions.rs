@@ -842,6 +842,27 @@ async fn the_ledger_service_runs_under_the_shipped_config() {
     let receipt = within("receipt", receipts.next()).await.expect("a receipt");
     let receipt: ServiceReceipt = serde_json::from_slice(&receipt.payload).expect("a receipt");
     assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[5, 6, 7][..]));
+
+    // Projectors fill gaps by asking the ledger; the reply reaches their inbox.
+    for role in [Role::Projector, Role::ExpiryProjector] {
+        let mut projector = deployment.connect(role).await;
+        let answer = within(
+            "backfill",
+            projector.client.request("grantledger.backfill.acme", r#"{"from":2,"limit":2}"#.into()),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{role:?} gets no backfill answer: {error}"));
+        let reply: grantledger_nats::ledger_service::BackfillReply =
+            serde_json::from_slice(&answer.payload).expect("a backfill reply");
+        assert_eq!(reply.error, None);
+        assert_eq!(reply.head, 7);
+        let sequences: Vec<u64> = reply.records.iter().map(|r| r["sequence"].as_u64().expect("a sequence")).collect();
+        assert_eq!(sequences, [2, 3], "{role:?}");
+        projector.expect_no_violation().await;
+    }
+    // A producer may not ask.
+    let mut producer = producer;
+    producer.expect_publish_refused("grantledger.backfill.acme").await;
     stop_tx.send(()).expect("service still running");
     within("stop", service).await.expect("joined").expect("the service stops cleanly");
 }

@@ -125,3 +125,59 @@ async fn request_receipt_duplicate_and_poison() {
     assert_eq!(counters.received.load(Relaxed), 6);
     assert_eq!(counters.rejected.load(Relaxed), 4);
 }
+
+/// Backfill answers are bounded, ordered, and refuse bad requests by name.
+#[test]
+fn backfill_reads_in_order_within_bounds_and_names_bad_requests() {
+    use grantledger_events::{Causation, PrincipalId, TenantId, Timestamp};
+    use grantledger_ledger::{Input, Ledger};
+    use grantledger_nats::ledger_service::{BACKFILL_RECORDS_MAX, backfill};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ledger =
+        Ledger::create(dir.path(), TenantId::new("acme").expect("tenant"), Default::default()).expect("ledger");
+    let mut batch = ledger.begin(Timestamp(1_700_000_000_000)).expect("batch");
+    batch
+        .stage(Input {
+            command: grantledger_core::Command::PublishCatalog {
+                text: grantledger_core::DEFAULT_CATALOG.to_owned(),
+                published_by: PrincipalId::new("test").expect("id"),
+            },
+            producer: "test".into(),
+            causation: Causation::Input("test".into()),
+        })
+        .expect("catalog");
+    for i in 0..300 {
+        let request: grantledger_events::SubmitRequest = serde_json::from_str(&request(&format!("r-{i}"))).expect("request");
+        batch
+            .stage(Input {
+                command: grantledger_core::Command::Submit(request),
+                producer: "test".into(),
+                causation: Causation::Input(format!("test:{i}")),
+            })
+            .expect("staged");
+    }
+    batch.commit().expect("commit");
+    let head = ledger.log().head().sequence;
+    assert_eq!(head, 1 + 3 * 300);
+
+    let reply = backfill(&ledger, br#"{"from":5,"limit":3}"#);
+    assert_eq!(reply.error, None);
+    assert_eq!(reply.head, head);
+    let sequences: Vec<u64> = reply.records.iter().map(|r| r["sequence"].as_u64().expect("sequence")).collect();
+    assert_eq!(sequences, [5, 6, 7]);
+
+    let reply = backfill(&ledger, br#"{"from":1,"limit":100000}"#);
+    assert_eq!(reply.records.len(), BACKFILL_RECORDS_MAX as usize, "the limit is capped");
+    assert_eq!(reply.records.last().expect("records")["sequence"], BACKFILL_RECORDS_MAX as u64);
+
+    let reply = backfill(&ledger, format!(r#"{{"from":{},"limit":10}}"#, head + 1).as_bytes());
+    assert_eq!((reply.error, reply.records.len()), (None, 0), "nothing beyond the head, and no error");
+
+    let reply = backfill(&ledger, br#"{"from":0,"limit":10}"#);
+    assert!(reply.error.expect("refused").contains("`from` must be 1 or more"));
+    let reply = backfill(&ledger, br#"{"from":1,"limit":10,"extra":true}"#);
+    assert!(reply.error.expect("refused").contains("unknown field `extra`"));
+    let reply = backfill(&ledger, b"not json");
+    assert!(reply.error.expect("refused").starts_with("malformed backfill request"));
+}
