@@ -32,7 +32,23 @@ pub fn all() -> Vec<(&'static str, Schema)> {
 
 /// A schema rendered the way it is stored: pretty JSON and a final newline.
 pub fn render(schema: &Schema) -> String {
-    let mut text = serde_json::to_string_pretty(schema).expect("schemas render");
+    let value = serde_json::to_value(schema).expect("schemas render");
+    let mut text = serde_json::to_string_pretty(&sorted_keys(value)).expect("schemas render");
     text.push('\n');
     text
+}
+
+/// `value` with every object's keys in sorted order, whether or not some
+/// crate of the build turns on serde_json's `preserve_order` feature, so
+/// that generated files do not depend on feature unification.
+pub fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
