@@ -8,6 +8,7 @@
 
 mod commands;
 mod progress;
+mod proofs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +119,30 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the Ed25519 keys that sign the log's checkpoints.
+    Keys {
+        #[command(subcommand)]
+        action: proofs::KeysAction,
+    },
+    /// Check an evidence bundle offline: no database, no network.
+    ///
+    /// Checks the checkpoint's signature against the trusted public keys,
+    /// every record's hash (schemas/LOG_FORMAT.md), every record's inclusion
+    /// proof against the checkpoint's root, and that each event shown for
+    /// people is what its record says. The format is documented in
+    /// schemas/EVIDENCE_BUNDLE.md. Exit 0 when it verifies; 1 naming the
+    /// first failure; 2 for unreadable input.
+    VerifyBundle {
+        /// The bundle (JSON), as `grantledger evidence` writes it.
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// A trusted public verifier key (repeat for rotated keys).
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print events as JSON lines (sequence, time, hash, envelope), for
     /// people and for `jq`.
     Show {
@@ -167,6 +192,8 @@ fn main() -> ExitCode {
         Commands::Verify { data, json } => commands::verify(&data, json),
         Commands::Replay { data, to, json } => commands::replay(&data, to, json),
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
+        Commands::Keys { action } => proofs::keys(action),
+        Commands::VerifyBundle { bundle, public_keys, json } => proofs::verify_bundle(&bundle, &public_keys, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -81,7 +81,11 @@ async fn connect(url: &str) -> (async_nats::Client, jetstream::Context) {
 
 async fn wait_for_streams(js: &jetstream::Context) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while js.get_stream("GRANT_INPUT").await.is_err() {
+    // The ledger creates GRANT_INPUT, LEDGER_EVENTS, then GRANT_EXPIRY.
+    while js.get_stream("GRANT_INPUT").await.is_err()
+        || js.get_stream("LEDGER_EVENTS").await.is_err()
+        || js.get_stream("GRANT_EXPIRY").await.is_err()
+    {
         assert!(Instant::now() < deadline, "the ledger made no streams");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
