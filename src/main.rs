@@ -7,6 +7,7 @@
 //! catalog that does not parse, ...), in which case nothing was written.
 
 mod commands;
+mod policy_cli;
 mod progress;
 mod proofs;
 
@@ -119,6 +120,12 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Try and test policies: decide a request with a catalog and Cedar
+    /// policies, or run a policy directory's table tests.
+    Policy {
+        #[command(subcommand)]
+        action: policy_cli::PolicyAction,
+    },
     /// Manage the Ed25519 keys that sign the log's checkpoints.
     Keys {
         #[command(subcommand)]
@@ -193,6 +200,7 @@ fn main() -> ExitCode {
         Commands::Replay { data, to, json } => commands::replay(&data, to, json),
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),
+        Commands::Policy { action } => policy_cli::policy(action),
         Commands::VerifyBundle { bundle, public_keys, json } => proofs::verify_bundle(&bundle, &public_keys, json),
     };
     match result {
