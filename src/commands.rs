@@ -223,14 +223,21 @@ pub fn replay(data: &Path, to: Option<u64>, json: bool) -> Result<(), Failure> {
         }
     };
     let digest = hex::encode(state.digest());
+    // The projections replay to the head only.
+    let projections = if to == head { crate::projections_cli::all_digests(&log)? } else { Vec::new() };
     if json {
-        println!(
-            "{}",
-            json!({"records": applied, "sequence": applied, "digests": {"grant_state": digest}})
-        );
+        let mut digests = serde_json::Map::new();
+        digests.insert("grant_state".into(), digest.into());
+        for projection in &projections {
+            digests.insert(projection.projection.into(), serde_json::to_value(projection).expect("serializable"));
+        }
+        println!("{}", json!({"records": applied, "sequence": applied, "digests": digests}));
     } else {
         println!("replayed {applied} records");
         println!("grant_state {digest}");
+        for projection in &projections {
+            println!("{} {}", projection.projection, projection.digest);
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 mod commands;
 mod policy_cli;
 mod progress;
+mod projections_cli;
 mod proofs;
 
 use std::path::PathBuf;
@@ -114,9 +115,41 @@ enum Commands {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Stop after this sequence number (inclusive).
-        #[arg(long, value_name = "SEQ")]
+        #[arg(long, value_name = "SEQ", conflicts_with = "projector")]
         to: Option<u64>,
-        /// Print the digests as JSON.
+        /// Rebuild one projection (current-grants, expiry-timers,
+        /// audit-evidence) from the log and print its digest, which a
+        /// running projector at the same sequence reports bit for bit.
+        #[arg(long, value_name = "NAME")]
+        projector: Option<String>,
+        /// Where to rebuild it (must not exist or be empty); a temporary
+        /// directory when absent.
+        #[arg(long, value_name = "DIR", requires = "projector")]
+        store: Option<PathBuf>,
+        /// Print the digests as JSON: the state machine's and, replaying to
+        /// the head, one per projection.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who had access, and why: whether PRINCIPAL could act on RESOURCE at
+    /// time T, with each grant's evidence chain (request, decision and its
+    /// reasons, approvals, issuance, extensions, revocation, confirmation),
+    /// each with its sequence number. Answered from the log directory by
+    /// rebuilding the audit-evidence projection.
+    Why {
+        /// Directory of the log (opened read-only).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The principal.
+        #[arg(long, value_name = "P")]
+        principal: String,
+        /// The resource.
+        #[arg(long, value_name = "R")]
+        resource: String,
+        /// The time (RFC 3339).
+        #[arg(long, value_name = "T")]
+        at: String,
+        /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -197,7 +230,13 @@ fn main() -> ExitCode {
             })
         }
         Commands::Verify { data, json } => commands::verify(&data, json),
-        Commands::Replay { data, to, json } => commands::replay(&data, to, json),
+        Commands::Replay { data, to: _, projector: Some(name), store, json } => {
+            projections_cli::replay_projector(&data, &name, store.as_deref(), json)
+        }
+        Commands::Replay { data, to, projector: None, store: _, json } => commands::replay(&data, to, json),
+        Commands::Why { data, principal, resource, at, json } => {
+            projections_cli::why(&data, &principal, &resource, &at, json)
+        }
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),
         Commands::Policy { action } => policy_cli::policy(action),

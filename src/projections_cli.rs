@@ -1,0 +1,107 @@
+//! The projections offline: rebuilt from a log directory into their own
+//! stores (`replay --projector`), and `why` answered from audit-evidence.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use grantledger_events::{PrincipalId, ResourceId, Timestamp};
+use grantledger_log::Log;
+use grantledger_projector::{AuditEvidence, Digest, PROJECTION_NAMES, Projector, rebuild_from_log};
+
+use crate::{Failure, progress};
+
+fn open_read_only(data: &Path) -> anyhow::Result<Log> {
+    Log::open_read_only(data).with_context(|| format!("cannot open the log in `{}`", data.display()))
+}
+
+/// Rebuilds projection `name` from the log into `store` (a temporary
+/// directory when absent) and returns its digest.
+pub fn rebuild(log: &Log, name: &str, store: Option<&Path>) -> Result<Digest, Failure> {
+    let temp;
+    let dir = match store {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::tempdir().context("a temporary directory for the projection")?;
+            temp.path()
+        }
+    };
+    let bar = progress::bar(log.head().sequence, name);
+    let result = rebuild_from_log(log, name, dir, |sequence| {
+        if sequence % 4096 == 0 {
+            bar.set_position(sequence);
+        }
+    });
+    bar.finish_and_clear();
+    result.map_err(|error| match error.kind() {
+        grantledger_projector::ProjectorErrorKind::UnknownProjection
+        | grantledger_projector::ProjectorErrorKind::StoreNotEmpty => Failure::Error(anyhow!("{error}")),
+        _ => {
+            eprintln!("replay failed: {error}");
+            Failure::Damaged
+        }
+    })
+}
+
+/// `grantledger replay --projector NAME [--store DIR]`.
+pub fn replay_projector(data: &Path, name: &str, store: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let log = open_read_only(data)?;
+    let digest = rebuild(&log, name, store)?;
+    if json {
+        println!("{}", serde_json::to_string(&digest).expect("serializable"));
+    } else {
+        println!("{} at sequence {}: {}", digest.projection, digest.sequence, digest.digest);
+    }
+    Ok(())
+}
+
+/// Every projection's digest, rebuilt from the log in temporary stores.
+pub fn all_digests(log: &Log) -> Result<Vec<Digest>, Failure> {
+    PROJECTION_NAMES.iter().map(|name| rebuild(log, name, None)).collect()
+}
+
+/// `grantledger why --data DIR --principal P --resource R --at T`.
+pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool) -> Result<(), Failure> {
+    let principal = PrincipalId::new(principal.to_owned()).map_err(|e| anyhow!("--principal `{principal}`: {e}"))?;
+    let resource = ResourceId::new(resource.to_owned()).map_err(|e| anyhow!("--resource `{resource}`: {e}"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .with_context(|| format!("--at `{at}`: expected RFC 3339, like 2026-11-21T02:00:00Z"))?;
+    let at = Timestamp(at.timestamp_millis());
+    let log = open_read_only(data)?;
+    let temp = tempfile::tempdir().context("a temporary directory for audit-evidence")?;
+    let bar = progress::bar(log.head().sequence, "audit-evidence");
+    let projector = Projector::<AuditEvidence>::rebuild(&log, temp.path(), |sequence| {
+        if sequence % 4096 == 0 {
+            bar.set_position(sequence);
+        }
+    });
+    bar.finish_and_clear();
+    let projector = projector.map_err(|e| {
+        eprintln!("rebuilding audit-evidence failed: {e}");
+        Failure::Damaged
+    })?;
+    let answer = projector.why(&principal, &resource, at).map_err(|e| anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer).expect("serializable"));
+    } else {
+        print_why(&answer);
+    }
+    Ok(())
+}
+
+/// The answer for people: yes or no, then each grant's evidence chain.
+fn print_why(answer: &grantledger_projector::WhyAnswer) {
+    let value = serde_json::to_value(answer).expect("serializable");
+    println!(
+        "{} {} access to {} at {} (log up to sequence {})",
+        answer.principal.as_str(),
+        if answer.had_access { "HAD" } else { "did NOT have" },
+        answer.resource.as_str(),
+        answer.at,
+        answer.as_of_sequence
+    );
+    if let Some(grants) = value.get("grants").and_then(|g| g.as_array()) {
+        for grant in grants {
+            println!("{}", serde_json::to_string_pretty(grant).expect("serializable"));
+        }
+    }
+}
