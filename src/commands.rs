@@ -166,17 +166,41 @@ fn check_body(record: &Record) -> Result<(), String> {
     Ok(())
 }
 
-pub fn verify(data: &Path, json: bool) -> Result<(), Failure> {
+pub fn verify(
+    data: &Path,
+    checkpoint: Option<&Path>,
+    public_keys: &[std::path::PathBuf],
+    json: bool,
+) -> Result<(), Failure> {
     let log = open_read_only(data)?;
     let bar = progress::bar(log.head().sequence, "records");
     let result = grantledger_log::verify(&log, |checked, _| bar.set_position(checked), check_body);
     bar.finish_and_clear();
     match result {
         Ok(report) => {
+            // The chain and the stored tree are intact; now the auditor's checkpoint.
+            let extends = match checkpoint {
+                Some(path) => Some(crate::evidence::check_checkpoint(&log, path, public_keys)?),
+                None => None,
+            };
+            if let Some(Err(problem)) = &extends {
+                if json {
+                    println!("{}", json!({"ok": false, "records": report.records, "checkpoint": problem}));
+                }
+                eprintln!("verify failed against the checkpoint: {problem}");
+                return Err(Failure::Damaged);
+            }
             if json {
-                println!("{}", json!({"records": report.records, "head": hex::encode(report.head_hash)}));
+                let mut out = json!({"records": report.records, "head": hex::encode(report.head_hash)});
+                if let Some(Ok(message)) = &extends {
+                    out["checkpoint"] = message.as_str().into();
+                }
+                println!("{out}");
             } else {
                 println!("ok: {} records, head {}", report.records, hex::encode(report.head_hash));
+                if let Some(Ok(message)) = &extends {
+                    println!("ok: {message}");
+                }
             }
             Ok(())
         }

@@ -7,6 +7,7 @@
 //! catalog that does not parse, ...), in which case nothing was written.
 
 mod commands;
+mod evidence;
 mod policy_cli;
 mod progress;
 mod projections_cli;
@@ -95,10 +96,21 @@ enum Commands {
     /// time order and body encoding, and that the stored head matches the
     /// last record. Exit 0 when intact; exit 1 naming the first bad sequence
     /// number and the rule it breaks.
+    ///
+    /// With `--checkpoint` it also proves, with a consistency proof, that the
+    /// log is an append-only extension of that signed checkpoint: records cut
+    /// off the end, or a history rewritten with every hash recomputed to
+    /// match, fail naming which.
     Verify {
         /// Directory of the log (opened read-only).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// A signed checkpoint the auditor kept (`grantledger checkpoint --out`).
+        #[arg(long, value_name = "FILE", requires = "public_keys")]
+        checkpoint: Option<PathBuf>,
+        /// The ledger's public verifier key (repeat for rotated keys).
+        #[arg(long = "public-key", value_name = "FILE", requires = "checkpoint")]
+        public_keys: Vec<PathBuf>,
         /// Print `{"records": N, "head": "<hex>"}` (or the failure) as JSON.
         #[arg(long)]
         json: bool,
@@ -158,6 +170,37 @@ enum Commands {
     Policy {
         #[command(subcommand)]
         action: policy_cli::PolicyAction,
+    },
+    /// Sign a checkpoint of the whole log (origin, tree size, Merkle root,
+    /// time) with the ledger's key, keep it in the log's metadata, print it,
+    /// and write it to `--out` for an auditor to keep elsewhere.
+    Checkpoint {
+        /// Directory of the log (opened for writing: stop the ledger first).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The private signing key (`grantledger keys generate`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Also write the checkpoint to this new file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write a grant's evidence bundle (JSON, on stdout): the records of its
+    /// chain (request, decision, approvals, issuance, extensions,
+    /// revocation, confirmation), each with its inclusion proof against a
+    /// signed checkpoint, and the checkpoint. `grantledger verify-bundle`
+    /// checks it with no database; schemas/EVIDENCE_BUNDLE.md documents it.
+    Evidence {
+        /// Directory of the log (opened read-only).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The grant (`grant:<request id>`).
+        #[arg(long, value_name = "ID")]
+        grant: String,
+        /// The checkpoint to prove against; the smallest stored one that
+        /// covers the grant's records when absent.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
     },
     /// Manage the Ed25519 keys that sign the log's checkpoints.
     Keys {
@@ -229,7 +272,11 @@ fn main() -> ExitCode {
                 catalog,
             })
         }
-        Commands::Verify { data, json } => commands::verify(&data, json),
+        Commands::Verify { data, checkpoint, public_keys, json } => {
+            commands::verify(&data, checkpoint.as_deref(), &public_keys, json)
+        }
+        Commands::Checkpoint { data, key, out } => evidence::checkpoint(&data, &key, out.as_deref()),
+        Commands::Evidence { data, grant, checkpoint } => evidence::evidence(&data, &grant, checkpoint.as_deref()),
         Commands::Replay { data, to: _, projector: Some(name), store, json } => {
             projections_cli::replay_projector(&data, &name, store.as_deref(), json)
         }

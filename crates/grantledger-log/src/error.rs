@@ -8,6 +8,8 @@ pub type OpenError = Error<OpenErrorKind>;
 pub type AppendError = Error<AppendErrorKind>;
 /// Reading records or index entries failed.
 pub type ReadError = Error<ReadErrorKind>;
+/// A Merkle root or proof could not be produced.
+pub type TreeError = Error<TreeErrorKind>;
 
 /// Why [`crate::Log::create`], [`crate::Log::open`] or [`crate::Log::open_read_only`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +31,9 @@ pub enum OpenErrorKind {
     HeadMismatch,
     /// The last record is not a valid record.
     RecordCorrupt,
+    /// The stored Merkle tree frontier is missing, cannot be decoded, is not at the head's
+    /// size, or disagrees with the stored nodes and record hashes it summarises.
+    TreeMismatch,
     /// The file system refused (creating the directory, listing it).
     Io,
     /// RocksDB refused, for example because another process holds the log open for writing.
@@ -54,6 +59,9 @@ pub enum AppendErrorKind {
     IndexKeysInvalid,
     /// The sequence number would overflow.
     SequenceExhausted,
+    /// A checkpoint to store is empty, too large, or of a tree size the log
+    /// does not have.
+    CheckpointInvalid,
     /// RocksDB refused the write.
     Storage,
 }
@@ -62,6 +70,27 @@ pub enum AppendErrorKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReadErrorKind {
     /// A stored record breaks a format rule; the message names the sequence and the rule.
+    Corrupt,
+    /// RocksDB refused the read.
+    Storage,
+}
+
+/// Why [`crate::Log::merkle_root`], [`crate::Log::inclusion_proof`] or
+/// [`crate::Log::consistency_proof`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TreeErrorKind {
+    /// A tree size beyond the log's tree size (its head sequence) was asked for.
+    SizeBeyondTree,
+    /// The leaf index is not below the tree size.
+    IndexBeyondSize,
+    /// A consistency proof to a smaller tree was asked for.
+    Size2LessThanSize1,
+    /// A consistency proof from the empty tree to a non-empty one was asked for; every tree
+    /// extends the empty tree, so such a proof would prove nothing.
+    Size1Zero,
+    /// This handle keeps no tree (see [`crate::Log::create_without_merkle_tree`]).
+    TreeDisabled,
+    /// A stored node or record header that the answer needs is missing or malformed.
     Corrupt,
     /// RocksDB refused the read.
     Storage,

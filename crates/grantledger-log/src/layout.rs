@@ -5,6 +5,8 @@
 
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions};
 
+use grantledger_merkle::{Blake3, CompactRange, Digest, MerkleHasher, NodeId};
+
 use crate::Head;
 
 /// Records by sequence: key [`record_key`], value header || body.
@@ -17,28 +19,96 @@ pub const CF_INDEX_GRANT: &str = "idx_grant";
 pub const CF_INDEX_PRINCIPAL: &str = "idx_principal";
 /// Resource → sequences: key [`index_entry_key`], value empty.
 pub const CF_INDEX_RESOURCE: &str = "idx_resource";
-/// Metadata: [`META_KEY_FORMAT`], [`META_KEY_HEAD`]; keys starting with `checkpoint/` are
-/// reserved for signed checkpoints.
+/// Metadata: [`META_KEY_FORMAT`], [`META_KEY_HEAD`], [`META_KEY_TREE`]; keys starting
+/// with `checkpoint/` are reserved for signed checkpoints.
 pub const CF_META: &str = "meta";
+/// Merkle tree nodes: key [`merkle_node_key`], value the node's 32-byte hash. Only the
+/// complete subtrees at level [`MERKLE_LEVEL_MIN`] and above are stored; see
+/// [`MERKLE_LEVEL_MIN`] for why and for how the lower levels are recomputed.
+pub const CF_MERKLE: &str = "merkle";
 
 /// Every column family a log has besides RocksDB's `default` (which stays empty).
-pub const COLUMN_FAMILIES: [&str; 6] = [
+pub const COLUMN_FAMILIES: [&str; 7] = [
     CF_RECORDS,
     CF_INDEX_REQUEST,
     CF_INDEX_GRANT,
     CF_INDEX_PRINCIPAL,
     CF_INDEX_RESOURCE,
     CF_META,
+    CF_MERKLE,
 ];
 
 /// Meta key whose value is [`FORMAT_MARKER`]; written once, when the log is created.
 pub const META_KEY_FORMAT: &[u8] = b"format";
-/// What a grantledger log of this format stores under [`META_KEY_FORMAT`].
-pub const FORMAT_MARKER: &[u8] = b"grantledger-log/1";
+/// What a grantledger log of this format stores under [`META_KEY_FORMAT`]. Format 2 added
+/// the Merkle tree ([`CF_MERKLE`], [`META_KEY_TREE`]); records and their hashes are as in
+/// format 1.
+pub const FORMAT_MARKER: &[u8] = b"grantledger-log/2";
 /// Meta key whose value is the head, [`META_HEAD_BYTES`] long; see [`encode_head`].
 pub const META_KEY_HEAD: &[u8] = b"head";
 /// Size of the stored head: sequence u64 BE || hash 32 || time_ms i64 BE.
 pub const META_HEAD_BYTES: usize = 48;
+
+/// Meta key whose value is the Merkle tree's compact range (its frontier) at the head:
+/// see [`encode_tree_frontier`]. Written in the same batch as the head, so an append
+/// needs no reads to extend the tree.
+pub const META_KEY_TREE: &[u8] = b"tree";
+
+/// The lowest level of the Merkle tree whose nodes are stored in [`CF_MERKLE`].
+///
+/// Leaves (level 0) are `hash_leaf(record hash)`, and the record hash is already stored in
+/// every record header, so storing leaves again would only duplicate it. Levels 1 to 5
+/// are not stored either: a node below this level covers at most 32 records, and
+/// whenever a proof needs one, the log reads the at most 64 record headers of its aligned
+/// block of `2^MERKLE_LEVEL_MIN` leaves in one range scan (a few table blocks) and
+/// recomputes it. Storing from level 6 up costs one 41-byte put per 32 records on append,
+/// and a proof still needs `O(log n)` point reads plus that one scan.
+///
+/// Part of the format (readers must know which levels are stored); the trade-off is
+/// written up in `schemas/LOG_FORMAT.md`, and `benches/merkle_log.rs` measures it.
+pub const MERKLE_LEVEL_MIN: u8 = 6;
+
+/// Size of a [`CF_MERKLE`] key: the level, then the index as u64 big-endian.
+pub const MERKLE_NODE_KEY_BYTES: usize = 9;
+
+/// The [`CF_MERKLE`] key of the complete subtree `(level, index)`: level as one byte, then
+/// the index as u64 big-endian, so keys sort by level and, within a level, by index.
+pub fn merkle_node_key(node_id: NodeId) -> [u8; MERKLE_NODE_KEY_BYTES] {
+    node_id.to_key_bytes()
+}
+
+/// The stored form of the tree frontier: tree size u64 BE, then the hashes of the
+/// complete subtrees covering leaves `[0, size)`, one per set bit of the size, largest
+/// first (the peaks of a [`CompactRange`]).
+pub fn encode_tree_frontier(range: &CompactRange) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + 32 * range.peaks().len());
+    bytes.extend_from_slice(&range.size().to_be_bytes());
+    for peak in range.peaks() {
+        bytes.extend_from_slice(peak);
+    }
+    bytes
+}
+
+/// Reads a stored tree frontier: its size and peaks, or `None` if the length is not
+/// `8 + 32 * popcount(size)`.
+pub fn decode_tree_frontier(bytes: &[u8]) -> Option<(u64, Vec<Digest>)> {
+    let (size_bytes, peak_bytes) = bytes.split_first_chunk::<8>()?;
+    let size = u64::from_be_bytes(*size_bytes);
+    if peak_bytes.len() != 32 * size.count_ones() as usize {
+        return None;
+    }
+    let peaks = peak_bytes
+        .chunks_exact(32)
+        .map(|chunk| chunk.try_into().expect("32-byte chunks"))
+        .collect();
+    Some((size, peaks))
+}
+
+/// The Merkle leaf hash of a record: `blake3(0x00 || record hash)`, RFC 9162's leaf hash
+/// with the record hash as the leaf's data. The leaf at index `i` is record `i + 1`.
+pub fn merkle_leaf_hash(record_hash: &[u8; 32]) -> Digest {
+    Blake3.hash_leaf(record_hash)
+}
 
 /// Size of a record key: the sequence as u64 big-endian, so key order is log order.
 pub const RECORD_KEY_BYTES: usize = 8;
@@ -216,6 +286,27 @@ mod tests {
         let mut longer = Vec::new();
         index_entry_key(b"abc", 7, &mut longer);
         assert!(!longer.starts_with(&prefix));
+    }
+
+    #[test]
+    fn tree_frontier_roundtrip_and_length_rule() {
+        let mut range = CompactRange::new();
+        assert_eq!(encode_tree_frontier(&range), [0; 8]);
+        for leaf in 0..11u8 {
+            range.append(&Blake3, merkle_leaf_hash(&[leaf; 32]), |_, _| {});
+        }
+        let bytes = encode_tree_frontier(&range);
+        // 11 = 0b1011: three peaks.
+        assert_eq!(bytes.len(), 8 + 3 * 32);
+        assert_eq!(
+            decode_tree_frontier(&bytes),
+            Some((11, range.peaks().to_vec()))
+        );
+        assert_eq!(decode_tree_frontier(&bytes[..bytes.len() - 32]), None);
+        assert_eq!(decode_tree_frontier(&bytes[..7]), None);
+        let mut wrong_size = bytes.clone();
+        wrong_size[7] = 12; // 0b1100: two peaks, but three are stored
+        assert_eq!(decode_tree_frontier(&wrong_size), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use grantledger_merkle::{Blake3, CompactRange};
 use rocksdb::{ColumnFamily, DB, DBRawIterator, WriteBatch, WriteOptions};
 
 use crate::check::{Link, check_record_value};
@@ -14,11 +15,12 @@ use crate::header::{
     BODY_BYTES_MAX, HEADER_BYTES, Record, RecordHeader, VERSION_CURRENT, hash_record, hashed_prefix,
 };
 use crate::layout::{
-    self, CF_META, CF_RECORDS, COLUMN_FAMILIES, FORMAT_MARKER, INDEX_KEY_BYTES_MAX,
-    INDEX_PRINCIPALS_MAX, IndexName, META_HEAD_BYTES, META_KEY_FORMAT, META_KEY_HEAD,
-    RECORD_KEY_BYTES,
+    self, CF_MERKLE, CF_META, CF_RECORDS, COLUMN_FAMILIES, FORMAT_MARKER, INDEX_KEY_BYTES_MAX,
+    INDEX_PRINCIPALS_MAX, IndexName, MERKLE_LEVEL_MIN, META_HEAD_BYTES, META_KEY_FORMAT,
+    META_KEY_HEAD, META_KEY_TREE, RECORD_KEY_BYTES,
 };
 use crate::rule;
+use crate::tree::{TreeNodes, TreeState};
 
 /// How a writer uses the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub struct Log {
     path: PathBuf,
     options: LogOptions,
     head: Head,
+    // INVARIANT: when `Maintained`, the range's size is `head.sequence`.
+    tree: TreeState,
     read_only: bool,
     poisoned: bool,
 }
@@ -100,6 +104,20 @@ impl Log {
     /// Creates a new, empty log in `dir`, creating the directory if needed. Refuses a
     /// directory that already has anything in it.
     pub fn create(dir: &Path, options: LogOptions) -> Result<Log, OpenError> {
+        Log::create_with_tree(dir, options, true)
+    }
+
+    /// Creates a log that keeps no Merkle tree: its appends write no tree nodes and no
+    /// frontier, and it cannot produce roots or proofs, nor be reopened with [`Log::open`].
+    ///
+    /// This exists only as the peer of the `merkle_log` benchmark, which measures what
+    /// maintaining the tree costs an append by timing the same appends with and without
+    /// it. Nothing else may use it: a log without its tree is not a grantledger log.
+    pub fn create_without_merkle_tree(dir: &Path, options: LogOptions) -> Result<Log, OpenError> {
+        Log::create_with_tree(dir, options, false)
+    }
+
+    fn create_with_tree(dir: &Path, options: LogOptions, tree: bool) -> Result<Log, OpenError> {
         match fs::read_dir(dir) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -144,6 +162,13 @@ impl Log {
         let meta = column_family(&db, CF_META);
         batch.put_cf(meta, META_KEY_FORMAT, FORMAT_MARKER);
         batch.put_cf(meta, META_KEY_HEAD, layout::encode_head(&Head::EMPTY));
+        let tree = if tree {
+            let range = CompactRange::new();
+            batch.put_cf(meta, META_KEY_TREE, layout::encode_tree_frontier(&range));
+            TreeState::Maintained(range)
+        } else {
+            TreeState::Disabled
+        };
         let mut write_options = WriteOptions::default();
         write_options.set_sync(true);
         db.write_opt(batch, &write_options)
@@ -153,6 +178,7 @@ impl Log {
             path: dir.to_path_buf(),
             options,
             head: Head::EMPTY,
+            tree,
             read_only: false,
             poisoned: false,
         })
@@ -160,7 +186,10 @@ impl Log {
 
     /// Opens an existing log for writing. Checks that the directory holds a grantledger
     /// log and that the stored head describes the last record (sequence, hash, time), and
-    /// that the last record itself is valid.
+    /// that the last record itself is valid. Restores the Merkle tree's frontier from
+    /// `meta/tree` and checks it against the stored nodes and the record hashes of the
+    /// last partial block (at most `popcount(head)` point reads and one short scan), so
+    /// that appends extend the right tree without reading anything.
     pub fn open(dir: &Path, options: LogOptions) -> Result<Log, OpenError> {
         check_is_log_directory(dir)?;
         let db = DB::open_cf_descriptors(
@@ -183,11 +212,13 @@ impl Log {
                 ),
             ));
         }
+        let range = restore_tree_frontier(&db, dir, head.sequence)?;
         Ok(Log {
             db,
             path: dir.to_path_buf(),
             options,
             head,
+            tree: TreeState::Maintained(range),
             read_only: false,
             poisoned: false,
         })
@@ -219,6 +250,7 @@ impl Log {
             path: dir.to_path_buf(),
             options: LogOptions::default(),
             head,
+            tree: TreeState::ReadOnly,
             read_only: true,
             poisoned: false,
         })
@@ -246,7 +278,9 @@ impl Log {
     }
 
     /// Appends `records` in order, as one RocksDB write batch holding the records, their
-    /// index entries and the new head, written with `sync` per [`LogOptions::sync`].
+    /// index entries, the Merkle tree nodes they complete (levels [`MERKLE_LEVEL_MIN`] and
+    /// up), the tree's new frontier and the new head, written with `sync` per
+    /// [`LogOptions::sync`]. Extending the tree reads nothing: the frontier is in memory.
     /// Returns the headers once the write has returned, that is, once the batch is durable
     /// when `sync` is on. An empty batch is a no-op.
     ///
@@ -290,6 +324,7 @@ impl Log {
 
         let records_cf = column_family(&self.db, CF_RECORDS);
         let meta_cf = column_family(&self.db, CF_META);
+        let merkle_cf = column_family(&self.db, CF_MERKLE);
         let index_cfs = IndexName::ALL.map(|index| column_family(&self.db, index.column_family()));
         let value_bytes_total: usize = records
             .iter()
@@ -300,6 +335,11 @@ impl Log {
         let mut value = Vec::with_capacity(HEADER_BYTES + 512);
         let mut index_key = Vec::with_capacity(64);
         let mut parent = self.head.hash;
+        // Extended on a copy (at most 64 hashes), kept only once the batch is written.
+        let mut range = match &self.tree {
+            TreeState::Maintained(range) => Some(range.clone()),
+            TreeState::ReadOnly | TreeState::Disabled => None,
+        };
         for (sequence, record) in (self.head.sequence + 1..=last_sequence).zip(records) {
             let mut header = RecordHeader {
                 version: VERSION_CURRENT,
@@ -318,6 +358,14 @@ impl Log {
             value.extend_from_slice(&header_bytes);
             value.extend_from_slice(record.body);
             batch.put_cf(records_cf, layout::record_key(sequence), &value);
+            if let Some(range) = range.as_mut() {
+                let leaf_hash = layout::merkle_leaf_hash(&header.hash);
+                range.append(&Blake3, leaf_hash, |node_id, hash| {
+                    if node_id.level >= MERKLE_LEVEL_MIN {
+                        batch.put_cf(merkle_cf, layout::merkle_node_key(node_id), hash);
+                    }
+                });
+            }
 
             let single_keys = [
                 (IndexName::Request, record.index.request),
@@ -346,6 +394,9 @@ impl Log {
             time_ms: last.time_ms,
         };
         batch.put_cf(meta_cf, META_KEY_HEAD, layout::encode_head(&head));
+        if let Some(range) = &range {
+            batch.put_cf(meta_cf, META_KEY_TREE, layout::encode_tree_frontier(range));
+        }
 
         let mut write_options = WriteOptions::default();
         write_options.set_sync(self.options.sync);
@@ -364,6 +415,11 @@ impl Log {
             ));
         }
         self.head = head;
+        if let Some(range) = range {
+            // INVARIANT: the range grew by one leaf per record, so its size is the head's.
+            debug_assert_eq!(range.size(), head.sequence);
+            self.tree = TreeState::Maintained(range);
+        }
         Ok(headers)
     }
 
@@ -463,6 +519,10 @@ impl Log {
 
     pub(crate) fn db(&self) -> &DB {
         &self.db
+    }
+
+    pub(crate) fn tree_state(&self) -> &TreeState {
+        &self.tree
     }
 }
 
@@ -818,6 +878,50 @@ fn last_record_position(db: &DB) -> Result<Head, rocksdb::Error> {
     };
     iterator.status()?;
     Ok(head)
+}
+
+/// The stored tree frontier, checked to be the compact range of the first `size` records
+/// according to the stored nodes and record hashes.
+fn restore_tree_frontier(db: &DB, dir: &Path, size: u64) -> Result<CompactRange, OpenError> {
+    let mismatch = |detail: String| {
+        OpenError::new(
+            OpenErrorKind::TreeMismatch,
+            format!(
+                "the merkle tree frontier of the log in `{}` {detail}",
+                dir.display()
+            ),
+        )
+    };
+    let stored = db
+        .get_pinned_cf(column_family(db, CF_META), META_KEY_TREE)
+        .map_err(|error| storage_open_error(dir, error))?
+        .ok_or_else(|| mismatch("is not stored".to_string()))?;
+    let (stored_size, stored_peaks) = layout::decode_tree_frontier(&stored).ok_or_else(|| {
+        mismatch(format!(
+            "is `{}` bytes, not 8 plus 32 per set bit of its size",
+            stored.len()
+        ))
+    })?;
+    if stored_size != size {
+        return Err(mismatch(format!(
+            "is at size `{stored_size}` but the head is at sequence `{size}`"
+        )));
+    }
+    let range = CompactRange::from_store(&TreeNodes::new(db, size), size)
+        .map_err(|error| mismatch(format!("cannot be checked: {error}")))?;
+    let peak_ids = CompactRange::peak_ids(size);
+    for ((node_id, stored), computed) in peak_ids.iter().zip(&stored_peaks).zip(range.peaks()) {
+        if stored != computed {
+            return Err(mismatch(format!(
+                "has `{}` for node level `{}` index `{}`, but the stored nodes and records give `{}`",
+                hex::encode(stored),
+                node_id.level,
+                node_id.index,
+                hex::encode(computed)
+            )));
+        }
+    }
+    Ok(range)
 }
 
 fn describe_head(head: &Head) -> String {

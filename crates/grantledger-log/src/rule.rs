@@ -29,3 +29,12 @@ pub const HEAD_MISMATCH: &str = "head_mismatch";
 pub const BODY_REJECTED: &str = "body_rejected";
 /// RocksDB reported an error while reading (for example a block checksum failure).
 pub const STORAGE_ERROR: &str = "storage_error";
+/// A Merkle node that the records imply is not stored in the `merkle` column family.
+pub const MERKLE_NODE_MISSING: &str = "merkle_node_missing";
+/// A stored Merkle node's hash is not the hash the records imply.
+pub const MERKLE_NODE_MISMATCH: &str = "merkle_node_mismatch";
+/// The `merkle` column family holds a key that is not a node of the tree over the
+/// records: beyond the tree size, below the stored levels, or malformed.
+pub const MERKLE_NODE_UNEXPECTED: &str = "merkle_node_unexpected";
+/// The stored tree frontier (`meta/tree`) is not the compact range of the records.
+pub const MERKLE_FRONTIER_MISMATCH: &str = "merkle_frontier_mismatch";

@@ -34,6 +34,7 @@ fn example_hex() -> Vec<(&'static str, String)> {
     ])
     .unwrap();
     let head = log.head();
+    let log_root = log.merkle_root(2).unwrap();
     drop(log);
     let db = rocksdb::DB::open_cf_descriptors_read_only(
         &layout::rocksdb_options(),
@@ -51,6 +52,29 @@ fn example_hex() -> Vec<(&'static str, String)> {
     };
     let (first, second) = (value(1), value(2));
     let stored_head = db.get_cf(meta, layout::META_KEY_HEAD).unwrap().unwrap();
+    let stored_tree = db.get_cf(meta, layout::META_KEY_TREE).unwrap().unwrap();
+    // The leaves and root as RFC 9162 defines them, computed here with blake3 directly.
+    let leaf = |value: &[u8]| {
+        let mut input = vec![0x00];
+        input.extend_from_slice(&value[55..87]);
+        *blake3::hash(&input).as_bytes()
+    };
+    let (leaf_1, leaf_2) = (leaf(&first), leaf(&second));
+    let mut node_input = vec![0x01];
+    node_input.extend_from_slice(&leaf_1);
+    node_input.extend_from_slice(&leaf_2);
+    let root_2 = *blake3::hash(&node_input).as_bytes();
+    assert_eq!(log_root, root_2, "the log's root is the RFC 9162 root");
+    let mut expected_tree = 2u64.to_be_bytes().to_vec();
+    expected_tree.extend_from_slice(&root_2);
+    assert_eq!(stored_tree, expected_tree);
+    let merkle = db.cf_handle(layout::CF_MERKLE).unwrap();
+    assert!(
+        db.iterator_cf(merkle, rocksdb::IteratorMode::Start)
+            .next()
+            .is_none(),
+        "no node is stored below level 6"
+    );
     assert_eq!(layout::decode_head(&stored_head), Some(head));
     let mut request_entry = Vec::new();
     layout::index_entry_key(b"req-1", 1, &mut request_entry);
@@ -81,6 +105,16 @@ fn example_hex() -> Vec<(&'static str, String)> {
         ("request index entry", hex::encode(&request_entry)),
         ("principal index entry", hex::encode(&principal_entry)),
         ("head", hex::encode(&stored_head)),
+        ("merkle leaf 1", hex::encode(leaf_1)),
+        ("merkle leaf 2", hex::encode(leaf_2)),
+        ("merkle root 2", hex::encode(root_2)),
+        ("tree frontier", hex::encode(&stored_tree)),
+        (
+            "empty tree frontier",
+            hex::encode(layout::encode_tree_frontier(
+                &grantledger_log::merkle::CompactRange::new(),
+            )),
+        ),
         ("empty head", hex::encode(layout::encode_head(&Head::EMPTY))),
     ]
 }
@@ -116,6 +150,8 @@ fn the_format_document_states_the_constants() {
         format!("{}", layout::INDEX_KEY_BYTES_MAX),
         format!("{}", layout::INDEX_PRINCIPALS_MAX),
         format!("`{}`", String::from_utf8_lossy(layout::FORMAT_MARKER)),
+        format!("`MERKLE_LEVEL_MIN` = {}", layout::MERKLE_LEVEL_MIN),
+        format!("at level **{}** and above", layout::MERKLE_LEVEL_MIN),
     ];
     let names = layout::COLUMN_FAMILIES
         .iter()
