@@ -12,6 +12,7 @@ mod policy_cli;
 mod progress;
 mod projections_cli;
 mod proofs;
+mod revoker_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,11 @@ enum Commands {
         #[arg(long, value_name = "FILE")]
         catalog: Option<PathBuf>,
     },
+    /// Remove access at a target system when the ledger revokes or expires a
+    /// grant, through a shell command or a webhook, and report the outcome
+    /// to the ledger; failures are retried with capped exponential backoff.
+    #[command(after_help = revoker_cli::AFTER_HELP)]
+    Revoker(revoker_cli::RevokerArgs),
     /// Drive a deterministic, realistic workload through the real state
     /// machine into a new log.
     ///
@@ -275,6 +281,7 @@ fn main() -> ExitCode {
         Commands::Verify { data, checkpoint, public_keys, json } => {
             commands::verify(&data, checkpoint.as_deref(), &public_keys, json)
         }
+        Commands::Revoker(args) => revoker_cli::run(args),
         Commands::Checkpoint { data, key, out } => evidence::checkpoint(&data, &key, out.as_deref()),
         Commands::Evidence { data, grant, checkpoint } => evidence::evidence(&data, &grant, checkpoint.as_deref()),
         Commands::Replay { data, to: _, projector: Some(name), store, json } => {

@@ -7,6 +7,7 @@
 //! error types stay behind one boundary.
 
 pub mod ledger_service;
+pub mod revoker;
 pub mod streams;
 pub mod subjects;
 
