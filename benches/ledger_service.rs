@@ -223,7 +223,8 @@ async fn open_loop_service(client: &async_nats::Client, js: &jetstream::Context,
         due_times.lock().await.insert(id.clone(), due);
         let mut headers = HeaderMap::new();
         headers.insert(REPLY_TO_HEADER, inbox.as_str());
-        acks.push(js.publish_with_headers("grants.requests.bench", headers, request(&id).into()).await.unwrap());
+        let ack = js.publish_with_headers("grants.requests.bench", headers, request(&id).into()).await.unwrap();
+        acks.push(async move { ack.await });
         while let Some(Some(ack)) = futures::FutureExt::now_or_never(acks.next()) {
             ack.unwrap();
         }

@@ -501,13 +501,24 @@ async fn fetch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     expiry: Duration,
 ) -> Result<Vec<jetstream::Message>, ServiceError> {
-    let mut messages = consumer
-        .fetch()
-        .max_messages(FETCH_MAX)
-        .expires(expiry)
-        .messages()
-        .await
-        .map_err(nats)?;
+    // What is there now, without waiting (async-nats' `fetch` is no-wait).
+    let mut out = collect(consumer.fetch().max_messages(FETCH_MAX).messages().await.map_err(nats)?).await;
+    if out.is_empty() {
+        // Idle: wait for one input (at most `expiry`, so shutdown and
+        // backfill requests are looked at), then take what else has come,
+        // rather than polling the server in a loop.
+        out = collect(consumer.batch().max_messages(1).expires(expiry).messages().await.map_err(nats)?).await;
+        if !out.is_empty() {
+            let more = consumer.fetch().max_messages(FETCH_MAX - 1).messages().await.map_err(nats)?;
+            out.extend(collect(more).await);
+        }
+    }
+    Ok(out)
+}
+
+async fn collect(
+    mut messages: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
+) -> Vec<jetstream::Message> {
     let mut out = Vec::new();
     while let Some(message) = messages.next().await {
         match message {
@@ -518,7 +529,7 @@ async fn fetch(
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn now() -> Timestamp {
