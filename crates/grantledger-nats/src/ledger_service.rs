@@ -26,7 +26,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use grantledger_core::{Command, Rejection};
 use grantledger_events::{
-    Causation, Committed, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
+    Causation, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
     RevocationReason, SubmitRequest, TenantId, Timestamp,
 };
 use grantledger_ledger::{Input, Ledger, LedgerError};
@@ -501,30 +501,43 @@ async fn fetch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     expiry: Duration,
 ) -> Result<Vec<jetstream::Message>, ServiceError> {
+    // A pull request the server lost (it restarted meanwhile) is never
+    // answered: every collection ends at this deadline whatever happens.
+    let deadline = expiry + Duration::from_secs(1);
     // What is there now, without waiting (async-nats' `fetch` is no-wait).
-    let mut out = collect(consumer.fetch().max_messages(FETCH_MAX).messages().await.map_err(nats)?).await;
+    let now = consumer.fetch().max_messages(FETCH_MAX).messages().await.map_err(nats)?;
+    let mut out = collect(now, deadline).await;
     if out.is_empty() {
         // Idle: wait for one input (at most `expiry`, so shutdown and
         // backfill requests are looked at), then take what else has come,
         // rather than polling the server in a loop.
-        out = collect(consumer.batch().max_messages(1).expires(expiry).messages().await.map_err(nats)?).await;
+        let one = consumer.batch().max_messages(1).expires(expiry).messages().await.map_err(nats)?;
+        out = collect(one, deadline).await;
         if !out.is_empty() {
             let more = consumer.fetch().max_messages(FETCH_MAX - 1).messages().await.map_err(nats)?;
-            out.extend(collect(more).await);
+            out.extend(collect(more, deadline).await);
         }
     }
     Ok(out)
 }
 
+/// The messages of one pull request, until it ends or `deadline` passes.
 async fn collect(
     mut messages: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
+    deadline: Duration,
 ) -> Vec<jetstream::Message> {
+    let until = tokio::time::Instant::now() + deadline;
     let mut out = Vec::new();
-    while let Some(message) = messages.next().await {
-        match message {
-            Ok(message) => out.push(message),
-            Err(error) => {
+    loop {
+        match tokio::time::timeout_at(until, messages.next()).await {
+            Ok(Some(Ok(message))) => out.push(message),
+            Ok(Some(Err(error))) => {
                 tracing::warn!(%error, "fetch");
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(?deadline, "a pull request got no end from the server; pulling again");
                 break;
             }
         }
@@ -914,10 +927,7 @@ pub fn backfill(ledger: &Ledger, payload: &[u8]) -> BackfillReply {
 }
 
 fn committed_value(record: &grantledger_log::Record) -> Result<serde_json::Value, LedgerError> {
-    let sequence = record.header.sequence;
-    let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
-    let committed = Committed { sequence, time: Timestamp(record.header.time_ms), hash: hex_of(&record.header.hash), envelope };
-    Ok(serde_json::to_value(&committed).expect("serializable"))
+    Ok(serde_json::to_value(grantledger_ledger::committed(record)?).expect("serializable"))
 }
 
 /// Sends one record to `ledger.events.<tenant>.<kind>`; the returned future
@@ -928,9 +938,8 @@ async fn publish_record(
     record: &grantledger_log::Record,
 ) -> Result<jetstream::context::PublishAckFuture, ServiceError> {
     let sequence = record.header.sequence;
-    let envelope = grantledger_ledger::decode_record(record.header.version, sequence, &record.body)?;
-    let subject = ledger_events_subject(tenant, envelope.event.kind().name()).map_err(nats)?;
-    let committed = Committed { sequence, time: Timestamp(record.header.time_ms), hash: hex_of(&record.header.hash), envelope };
+    let committed = grantledger_ledger::committed(record)?;
+    let subject = ledger_events_subject(tenant, committed.envelope.event.kind().name()).map_err(nats)?;
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", event_msg_id(tenant, sequence).as_str());
     headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
@@ -998,9 +1007,6 @@ pub async fn stream_position(js: &jetstream::Context, tenant: &str) -> Result<St
 /// Publishes in flight at once while converging `LEDGER_EVENTS` to the log.
 const PUBLISH_WINDOW: usize = 1024;
 
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The highest log sequence number of `tenant`'s events in `LEDGER_EVENTS`
 /// (from the last message's `Nats-Msg-Id`), 0 when none.
