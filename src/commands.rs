@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use grantledger_core::{Catalog, Command, DEFAULT_CATALOG, Workload};
-use grantledger_events::{Causation, Committed, EventKind, PrincipalId, TenantId, Timestamp};
+use grantledger_events::{Causation, EventKind, PrincipalId, TenantId, Timestamp};
 use grantledger_ledger::{Input, Ledger, decode_record, fold};
 use grantledger_log::{Log, LogOptions, Record};
 use serde_json::json;
@@ -272,20 +272,13 @@ pub fn show(data: &Path, from: u64, limit: u64) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     for record in log.iter_from(from.max(1)).take(limit as usize) {
         let record = record.map_err(anyhow::Error::from)?;
-        let sequence = record.header.sequence;
-        let envelope = match decode_record(record.header.version, sequence, &record.body) {
-            Ok(envelope) => envelope,
+        let committed = match grantledger_ledger::committed(&record) {
+            Ok(committed) => committed,
             Err(error) => {
                 out.flush().ok();
                 eprintln!("show stopped: {error}");
                 return Err(Failure::Damaged);
             }
-        };
-        let committed = Committed {
-            sequence,
-            time: Timestamp(record.header.time_ms),
-            hash: hex::encode(record.header.hash),
-            envelope,
         };
         let line = serde_json::to_string(&committed).expect("events render as JSON");
         if writeln!(out, "{line}").is_err() {

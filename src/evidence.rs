@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use grantledger_events::{Committed, GrantId, Timestamp, decode_body};
+use grantledger_events::{GrantId, Timestamp};
 use grantledger_log::{Log, LogOptions};
 use grantledger_proof::{BundleBuilder, Checkpoint, SignedCheckpoint, SignerKey, Subject, check_extends_signed};
 
@@ -120,13 +120,7 @@ pub fn evidence(data: &Path, grant: &str, checkpoint: Option<&Path>) -> Result<(
         let record = log.read(sequence).map_err(|e| anyhow!("{e}"))?.ok_or_else(|| anyhow!("record `{sequence}` is missing"))?;
         let mut stored = record.header.encode().to_vec();
         stored.extend_from_slice(&record.body);
-        let envelope = decode_body(record.header.version, &record.body).map_err(|e| anyhow!("record `{sequence}`: {e}"))?;
-        let committed = Committed {
-            sequence,
-            time: Timestamp(record.header.time_ms),
-            hash: hex::encode(record.header.hash),
-            envelope,
-        };
+        let committed = grantledger_ledger::committed(&record).map_err(|e| anyhow!("{e}"))?;
         let proof = log.inclusion_proof(sequence - 1, size).map_err(|e| anyhow!("{e}"))?;
         builder
             .push_event(&stored, &proof, serde_json::to_value(&committed).expect("serializable"))

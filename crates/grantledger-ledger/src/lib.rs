@@ -17,7 +17,7 @@ use std::path::Path;
 
 use grantledger_core::{ApplyError, Command, Rejection, State, apply, decide};
 use grantledger_events::{
-    Causation, DecodeError, Envelope, Event, RequestId, TenantId, Timestamp,
+    Causation, Committed, DecodeError, Envelope, Event, RequestId, TenantId, Timestamp,
     decode_body, encode_body,
 };
 use grantledger_log::{AppendError, IndexKeys, Log, LogOptions, NewRecord, OpenError, ReadError};
@@ -344,6 +344,19 @@ pub fn fold(
 /// Decodes one record body, naming the record when it does not decode.
 pub fn decode_record(version: u8, sequence: u64, body: &[u8]) -> Result<Envelope, LedgerError> {
     decode_body(version, body).map_err(|error| LedgerError::Decode { sequence, error })
+}
+
+/// A stored record as the committed event it holds (sequence, time, hash,
+/// envelope): what LEDGER_EVENTS carries, `show` prints and evidence bundles
+/// show people.
+pub fn committed(record: &grantledger_log::Record) -> Result<Committed, LedgerError> {
+    let sequence = record.header.sequence;
+    Ok(Committed {
+        sequence,
+        time: Timestamp(record.header.time_ms),
+        hash: hex::encode(record.header.hash),
+        envelope: decode_record(record.header.version, sequence, &record.body)?,
+    })
 }
 
 /// The original decision of a request, found through the log's request index.
