@@ -299,6 +299,10 @@ pub struct LedgerArgs {
     pub user_password: Option<(String, String)>,
     pub inbox_prefix: Option<String>,
     pub catalog: Option<std::path::PathBuf>,
+    pub checkpoint_key: Option<std::path::PathBuf>,
+    pub checkpoint_every: u64,
+    pub checkpoint_interval_s: u64,
+    pub checkpoint_file: Option<std::path::PathBuf>,
 }
 
 /// Runs the ledger service until SIGTERM or SIGINT.
@@ -320,6 +324,15 @@ pub fn ledger(args: LedgerArgs) -> Result<(), Failure> {
     config.user_password = args.user_password;
     config.inbox_prefix = args.inbox_prefix;
     config.catalog = Some(catalog);
+    if let Some(key) = &args.checkpoint_key {
+        let key = grantledger_proof::SignerKey::read_file(key).map_err(|e| anyhow!("--checkpoint-key: {e}"))?;
+        config.checkpoints = Some(grantledger_nats::ledger_service::CheckpointConfig {
+            key: std::sync::Arc::new(key),
+            every_records: args.checkpoint_every,
+            every: std::time::Duration::from_secs(args.checkpoint_interval_s),
+            file: args.checkpoint_file,
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -60,6 +60,23 @@ enum Commands {
         /// Catalog published when the log is empty; the built-in example when absent.
         #[arg(long, value_name = "FILE")]
         catalog: Option<PathBuf>,
+        /// Sign checkpoints of the log with this private key
+        /// (`grantledger keys generate`): kept in the log's metadata,
+        /// published on `ledger.checkpoints`, and written to
+        /// `--checkpoint-file` if given.
+        #[arg(long, value_name = "FILE")]
+        checkpoint_key: Option<PathBuf>,
+        /// Sign a checkpoint once this many records were committed since the last.
+        #[arg(long, value_name = "N", default_value_t = 10_000, requires = "checkpoint_key",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every: u64,
+        /// ...or once this many seconds passed with new records.
+        #[arg(long, value_name = "S", default_value_t = 60, requires = "checkpoint_key",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_interval: u64,
+        /// Write the newest checkpoint to this file too (replaced atomically).
+        #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
+        checkpoint_file: Option<PathBuf>,
     },
     /// Remove access at a target system when the ledger revokes or expires a
     /// grant, through a shell command or a webhook, and report the outcome
@@ -267,17 +284,32 @@ fn main() -> ExitCode {
         Commands::Simulate { data, requests, seed, catalog, tenant, json } => {
             commands::simulate(&data, requests, seed, catalog.as_deref(), &tenant, json)
         }
-        Commands::Ledger { data, nats, tenant, creds, user, password, inbox_prefix, catalog } => {
-            commands::ledger(commands::LedgerArgs {
-                data,
-                nats,
-                tenant,
-                creds,
-                user_password: user.zip(password),
-                inbox_prefix,
-                catalog,
-            })
-        }
+        Commands::Ledger {
+            data,
+            nats,
+            tenant,
+            creds,
+            user,
+            password,
+            inbox_prefix,
+            catalog,
+            checkpoint_key,
+            checkpoint_every,
+            checkpoint_interval,
+            checkpoint_file,
+        } => commands::ledger(commands::LedgerArgs {
+            data,
+            nats,
+            tenant,
+            creds,
+            user_password: user.zip(password),
+            inbox_prefix,
+            catalog,
+            checkpoint_key,
+            checkpoint_every,
+            checkpoint_interval_s: checkpoint_interval,
+            checkpoint_file,
+        }),
         Commands::Verify { data, checkpoint, public_keys, json } => {
             commands::verify(&data, checkpoint.as_deref(), &public_keys, json)
         }

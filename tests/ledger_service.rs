@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
+use futures::StreamExt;
 use async_nats::jetstream;
 use grantledger_events::{Causation, Event, TenantId, Timestamp};
 use grantledger_ledger::{Input, Ledger};
@@ -421,4 +422,76 @@ async fn holes_a_nats_restart_left_in_ledger_events_are_filled_at_the_next_start
     wait_for_events(&js, 1 + 3 * 15, Duration::from_secs(30)).await;
     stop(ledger);
     assert_stream_holds_log(&js, &data).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_signs_checkpoints_keeps_publishes_and_writes_them() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("ledger");
+    let (key, public, file) = (dir.path().join("ledger.key"), dir.path().join("ledger.pub"), dir.path().join("checkpoint.txt"));
+    let out = Command::new(BIN)
+        .args(["keys", "generate", "--name", "ledger.example.com/acme", "--private"])
+        .arg(&key)
+        .arg("--public")
+        .arg(&public)
+        .output()
+        .expect("keys");
+    assert!(out.status.success());
+    let ledger = Command::new(BIN)
+        .args(["ledger", "--data"])
+        .arg(&data)
+        .args(["--nats", &server.url(), "--tenant", "acme", "--checkpoint-every", "10", "--checkpoint-key"])
+        .arg(&key)
+        .arg("--checkpoint-file")
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the ledger");
+    let (_client, js) = connect(&server.url()).await;
+    wait_for_streams(&js).await;
+    for id in 0..10 {
+        js.publish("grants.requests.acme", request(id).into()).await.expect("publish").await.expect("stored");
+    }
+    // 31 records; a checkpoint after each batch that brings 10 or more new
+    // records (how the inputs fall into batches decides how many).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = js.get_stream("LEDGER_EVENTS").await.expect("stream");
+        let events = stream.info_with_subjects("ledger.events.acme.>").await.expect("info");
+        let held: usize = events.map(|entry| entry.map(|(_, n)| n).unwrap_or(0)).collect::<Vec<_>>().await.iter().sum();
+        if held == 31 && file.exists() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{held} of 31 events, checkpoint file there: {}", file.exists());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(ledger);
+
+    let written = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let size: u64 = written.lines().nth(1).expect("a size line").parse().expect("a number");
+    assert!((10..=31).contains(&size), "checkpointed at {size}: {written}");
+    let stream = js.get_stream("LEDGER_EVENTS").await.expect("stream");
+    let published = stream.get_last_raw_message_by_subject("ledger.checkpoints").await.expect("a published checkpoint");
+    assert_eq!(std::str::from_utf8(&published.payload).expect("text"), written);
+
+    // The auditor's view: the log extends it, and evidence is proved against
+    // the copy the log kept.
+    let verify = Command::new(BIN)
+        .args(["verify", "--data"])
+        .arg(&data)
+        .arg("--checkpoint")
+        .arg(&file)
+        .arg("--public-key")
+        .arg(&public)
+        .output()
+        .expect("verify");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let bundle = Command::new(BIN).args(["evidence", "--grant", "grant:req-3", "--data"]).arg(&data).output().expect("evidence");
+    assert!(bundle.status.success(), "{}", String::from_utf8_lossy(&bundle.stderr));
+    let bundle_file = dir.path().join("bundle.json");
+    std::fs::write(&bundle_file, &bundle.stdout).expect("write");
+    let checked = Command::new(BIN).arg("verify-bundle").arg(&bundle_file).arg("--public-key").arg(&public).output().expect("verify-bundle");
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
 }

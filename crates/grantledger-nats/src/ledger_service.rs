@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::streams::{GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError, ensure_streams};
 use crate::subjects::{
-    InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject, rejections_subject,
+    CHECKPOINTS_SUBJECT,    InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject, rejections_subject,
     requests_subject, revocations_subject, signals_subject, timers_subject,
 };
 
@@ -76,6 +76,22 @@ pub struct ServiceConfig {
     pub streams: StreamsConfig,
     /// The counters to update (share them to read them).
     pub counters: Arc<Counters>,
+    /// Signed checkpoints on a schedule, when a key is given.
+    pub checkpoints: Option<CheckpointConfig>,
+}
+
+/// When and how the service signs checkpoints of its log.
+#[derive(Clone, Debug)]
+pub struct CheckpointConfig {
+    /// The ledger's signing key; its name is the checkpoints' origin.
+    pub key: Arc<grantledger_proof::SignerKey>,
+    /// Sign once this many records have been committed since the last one...
+    pub every_records: u64,
+    /// ...or once this much time has passed with new records.
+    pub every: Duration,
+    /// Also write the newest checkpoint to this file (replaced atomically),
+    /// for a process that ships it to auditors.
+    pub file: Option<PathBuf>,
 }
 
 impl ServiceConfig {
@@ -95,6 +111,7 @@ impl ServiceConfig {
             fetch_expiry: Duration::from_millis(100),
             streams: StreamsConfig::default(),
             counters: Arc::new(Counters::default()),
+            checkpoints: None,
         }
     }
 }
@@ -280,6 +297,9 @@ pub enum ServiceError {
         /// The log's head.
         log: u64,
     },
+    /// A checkpoint could not be signed or kept in the log.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The catalog given at start-up was refused.
     #[error("the catalog was refused: {0}")]
     Catalog(Rejection),
@@ -402,6 +422,8 @@ pub async fn run(
         .map_err(nats)?;
     let mut stop = Stop::new(shutdown);
     let mut backoff = Backoff::default();
+    let mut checkpointed = ledger.log().latest_checkpoint().map_err(LedgerError::from)?.map_or(0, |(size, _)| size);
+    let mut last_checkpoint_at = Instant::now();
     while !stop.requested() {
         // Backfill requests are answered between fetches (a fetch lasts at
         // most `fetch_expiry`), so they never cut a fetch short.
@@ -430,6 +452,9 @@ pub async fn run(
         }
         published_through =
             process(&config, &js, &client, &mut ledger, &rejections, fetched, published_through, &mut stop).await?;
+        if let Some(checkpoints) = &config.checkpoints {
+            checkpointed = maybe_checkpoint(checkpoints, &js, &ledger, checkpointed, &mut last_checkpoint_at).await?;
+        }
     }
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "final flush");
@@ -853,6 +878,57 @@ async fn publish_sequences(
         ack.await.map_err(nats)?;
     }
     Ok(sequences.len() as u64)
+}
+
+/// Signs, stores, publishes and writes a checkpoint of the whole log when
+/// `every_records` records or `every` time have passed since the last one
+/// (and there is something new). Returns the newest checkpointed size.
+async fn maybe_checkpoint(
+    config: &CheckpointConfig,
+    js: &jetstream::Context,
+    ledger: &Ledger,
+    checkpointed: u64,
+    last_at: &mut Instant,
+) -> Result<u64, ServiceError> {
+    let head = ledger.log().head();
+    let due = head.sequence >= checkpointed + config.every_records
+        || (head.sequence > checkpointed && last_at.elapsed() >= config.every);
+    if !due {
+        return Ok(checkpointed);
+    }
+    let root = ledger.log().merkle_root(head.sequence).map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
+    let checkpoint = grantledger_proof::Checkpoint {
+        origin: config.key.name().to_owned(),
+        tree_size: head.sequence,
+        root_hash: root,
+        time_ms: head.time_ms,
+    };
+    let signed = checkpoint.sign(&config.key).map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
+    // Kept in the log first: the published and written copies are copies.
+    ledger
+        .log()
+        .store_checkpoint(head.sequence, signed.as_str())
+        .map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
+    *last_at = Instant::now();
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{}:checkpoint:{}", checkpoint.origin, head.sequence).as_str());
+    match js.publish_with_headers(CHECKPOINTS_SUBJECT, headers, signed.as_str().to_owned().into()).await {
+        Ok(ack) => {
+            if let Err(error) = ack.await {
+                tracing::warn!(%error, size = head.sequence, "checkpoint not stored on LEDGER_EVENTS; it is in the log");
+            }
+        }
+        Err(error) => tracing::warn!(%error, size = head.sequence, "checkpoint not published; it is in the log"),
+    }
+    if let Some(file) = &config.file {
+        let temporary = file.with_extension("tmp");
+        let written = std::fs::write(&temporary, signed.as_str()).and_then(|()| std::fs::rename(&temporary, file));
+        if let Err(error) = written {
+            tracing::warn!(%error, file = %file.display(), "checkpoint file not written; it is in the log");
+        }
+    }
+    tracing::info!(size = head.sequence, "checkpoint signed");
+    Ok(head.sequence)
 }
 
 /// The most records one backfill reply carries.
