@@ -81,18 +81,33 @@ pub fn check_checkpoint(log: &Log, checkpoint: &Path, public_keys: &[PathBuf]) -
 pub fn evidence(data: &Path, grant: &str, checkpoint: Option<&Path>) -> Result<(), Failure> {
     let grant_id = GrantId::new(grant.to_owned()).map_err(|e| anyhow!("--grant `{grant}`: {e}"))?;
     let log = Log::open_read_only(data).with_context(|| format!("cannot open the log in `{}`", data.display()))?;
-    let mut sequences = log
-        .sequences_for_grant(grant_id.as_str().as_bytes(), EVIDENCE_RECORDS_MAX)
-        .map_err(|e| anyhow!("{e}"))?;
-    if let Some(request) = grant_id.request() {
+    let subject = Subject::Grant { grant_id: grant_id.as_str().to_owned() };
+    let bundle = bundle(&log, subject, std::slice::from_ref(&grant_id), checkpoint)?;
+    println!("{bundle}");
+    Ok(())
+}
+
+/// The records of the grants' evidence chains (each grant's records and its
+/// request's), with inclusion proofs against `checkpoint` or the smallest
+/// stored checkpoint that covers them, as bundle JSON.
+pub fn bundle(log: &Log, subject: Subject, grants: &[GrantId], checkpoint: Option<&Path>) -> Result<String, Failure> {
+    let mut sequences = Vec::new();
+    for grant_id in grants {
         sequences.extend(
-            log.sequences_for_request(request.as_str().as_bytes(), EVIDENCE_RECORDS_MAX).map_err(|e| anyhow!("{e}"))?,
+            log.sequences_for_grant(grant_id.as_str().as_bytes(), EVIDENCE_RECORDS_MAX).map_err(|e| anyhow!("{e}"))?,
         );
+        if let Some(request) = grant_id.request() {
+            sequences.extend(
+                log.sequences_for_request(request.as_str().as_bytes(), EVIDENCE_RECORDS_MAX)
+                    .map_err(|e| anyhow!("{e}"))?,
+            );
+        }
     }
     sequences.sort_unstable();
     sequences.dedup();
     let Some(&last) = sequences.last() else {
-        return Err(anyhow!("the log holds no record of grant `{grant}`").into());
+        let names: Vec<&str> = grants.iter().map(GrantId::as_str).collect();
+        return Err(anyhow!("the log holds no record of {}", names.join(", ")).into());
     };
     let text = match checkpoint {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?,
@@ -115,7 +130,7 @@ pub fn evidence(data: &Path, grant: &str, checkpoint: Option<&Path>) -> Result<(
         )
         .into());
     }
-    let mut builder = BundleBuilder::new(signed, Subject::Grant { grant_id: grant_id.as_str().to_owned() });
+    let mut builder = BundleBuilder::new(signed, subject);
     for sequence in sequences {
         let record = log.read(sequence).map_err(|e| anyhow!("{e}"))?.ok_or_else(|| anyhow!("record `{sequence}` is missing"))?;
         let mut stored = record.header.encode().to_vec();
@@ -126,7 +141,5 @@ pub fn evidence(data: &Path, grant: &str, checkpoint: Option<&Path>) -> Result<(
             .push_event(&stored, &proof, serde_json::to_value(&committed).expect("serializable"))
             .map_err(|e| anyhow!("{e}"))?;
     }
-    let bundle = builder.build().map_err(|e| anyhow!("{e}"))?;
-    println!("{}", bundle.to_json());
-    Ok(())
+    Ok(builder.build().map_err(|e| anyhow!("{e}"))?.to_json())
 }

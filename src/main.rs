@@ -185,8 +185,13 @@ enum Commands {
         #[arg(long, value_name = "T")]
         at: String,
         /// Print the answer as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         json: bool,
+        /// Print instead an evidence bundle of the grants that gave access,
+        /// each record with its inclusion proof against the smallest stored
+        /// checkpoint that covers them (`grantledger verify-bundle` checks it).
+        #[arg(long)]
+        bundle: bool,
     },
     /// Try and test policies: decide a request with a catalog and Cedar
     /// policies, or run a policy directory's table tests.
@@ -320,8 +325,8 @@ fn main() -> ExitCode {
             projections_cli::replay_projector(&data, &name, store.as_deref(), json)
         }
         Commands::Replay { data, to, projector: None, store: _, json } => commands::replay(&data, to, json),
-        Commands::Why { data, principal, resource, at, json } => {
-            projections_cli::why(&data, &principal, &resource, &at, json)
+        Commands::Why { data, principal, resource, at, json, bundle } => {
+            projections_cli::why(&data, &principal, &resource, &at, json, bundle)
         }
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),

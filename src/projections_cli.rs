@@ -60,7 +60,7 @@ pub fn all_digests(log: &Log) -> Result<Vec<Digest>, Failure> {
 }
 
 /// `grantledger why --data DIR --principal P --resource R --at T`.
-pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool) -> Result<(), Failure> {
+pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool, bundle: bool) -> Result<(), Failure> {
     let principal = PrincipalId::new(principal.to_owned()).map_err(|e| anyhow!("--principal `{principal}`: {e}"))?;
     let resource = ResourceId::new(resource.to_owned()).map_err(|e| anyhow!("--resource `{resource}`: {e}"))?;
     let at = chrono::DateTime::parse_from_rfc3339(at)
@@ -80,6 +80,22 @@ pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool) -
         Failure::Damaged
     })?;
     let answer = projector.why(&principal, &resource, at).map_err(|e| anyhow!("{e}"))?;
+    if bundle {
+        // The evidence of every grant the answer cites, provable offline.
+        let grants: Vec<_> = answer.grants.iter().map(|g| g.grant_id.clone()).collect();
+        if grants.is_empty() {
+            return Err(anyhow!(
+                "`{}` had no access to `{}` at {at}: there is no grant to bundle evidence for",
+                principal.as_str(),
+                resource.as_str()
+            )
+            .into());
+        }
+        let description = format!("why {} had access to {} at {at}", principal.as_str(), resource.as_str());
+        let subject = grantledger_proof::Subject::WhyQuery { description };
+        println!("{}", crate::evidence::bundle(&log, subject, &grants, None)?);
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&answer).expect("serializable"));
     } else {

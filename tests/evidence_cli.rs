@@ -120,3 +120,51 @@ fn an_auditor_checks_a_log_against_a_checkpoint_and_a_bundle_offline() {
     let out = grantledger(&["verify", "--data", s(&copy), "--checkpoint", s(&checkpoint), "--public-key", s(&public)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn why_bundle_proves_the_grants_behind_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let (key, public) = (dir.path().join("ledger.key"), dir.path().join("ledger.pub"));
+    assert!(grantledger(&["simulate", "--data", s(&data), "--requests", "150", "--seed", "3"]).status.success());
+    assert!(grantledger(&["keys", "generate", "--name", "ledger.example.com/acme", "--private", s(&key), "--public", s(&public)]).status.success());
+    assert!(grantledger(&["checkpoint", "--data", s(&data), "--key", s(&key)]).status.success());
+
+    // A grant that lasted: ask during it.
+    let shown = grantledger(&["show", "--data", s(&data), "--limit", "100000"]);
+    let records: Vec<serde_json::Value> = text(&shown.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ended = |grant: &str| {
+        records
+            .iter()
+            .filter_map(|r| r["envelope"]["event"].get("grant_revoked").filter(|g| g["grant_id"] == grant).map(|_| r["time"].as_i64().unwrap()))
+            .min()
+            .unwrap_or(i64::MAX)
+    };
+    let issued = records
+        .iter()
+        .filter_map(|r| r["envelope"]["event"].get("grant_issued"))
+        .find(|g| ended(g["grant_id"].as_str().unwrap()).min(g["expires_at"].as_i64().unwrap()) > g["issued_at"].as_i64().unwrap() + 1000)
+        .expect("a grant that lasted more than a second")
+        .clone();
+    let at = chrono::DateTime::from_timestamp_millis(issued["issued_at"].as_i64().unwrap() + 500).unwrap().to_rfc3339();
+    let principal = issued["principal"]["id"].as_str().unwrap();
+    let resource = issued["resource"].as_str().unwrap();
+    let out = grantledger(&["why", "--data", s(&data), "--principal", principal, "--resource", resource, "--at", &at, "--bundle"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bundle = dir.path().join("why.json");
+    std::fs::write(&bundle, &out.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(value["subject"].to_string().contains(principal), "{}", value["subject"]);
+    let grant_id = issued["grant_id"].as_str().unwrap();
+    assert!(
+        value["events"].as_array().unwrap().iter().any(|e| e["event"]["envelope"]["event"]["grant_issued"]["grant_id"] == grant_id),
+        "the issuance of {grant_id} is in the bundle"
+    );
+    let out = grantledger(&["verify-bundle", s(&bundle), "--public-key", s(&public)]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // No access, nothing to bundle: a clear error.
+    let out = grantledger(&["why", "--data", s(&data), "--principal", "nobody", "--resource", resource, "--at", &at, "--bundle"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no grant to bundle"), "{}", text(&out.stderr));
+}
