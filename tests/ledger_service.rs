@@ -114,6 +114,26 @@ async fn wait_for_events(js: &jetstream::Context, expected: u64, within: Duratio
     assert_eq!(stream.info().await.expect("info").state.messages, expected, "events after the count settled");
 }
 
+/// Decides and commits requests `ids` straight into the log, as the service
+/// would, with no NATS involved: the state a crash between the commit and
+/// the publish leaves.
+fn commit_without_the_service(data: &Path, ids: std::ops::Range<usize>) {
+    let mut ledger = Ledger::open(data, TenantId::new("acme").expect("tenant"), LogOptions::default()).expect("open");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let mut batch = ledger.begin(Timestamp(now.as_millis() as i64)).expect("batch");
+    for id in ids {
+        let request: grantledger_events::SubmitRequest = serde_json::from_str(&request(id)).expect("request");
+        batch
+            .stage(Input {
+                command: grantledger_core::Command::Submit(request),
+                producer: "test".to_owned(),
+                causation: Causation::Input(format!("test:{id}")),
+            })
+            .expect("staged");
+    }
+    batch.commit().expect("committed");
+}
+
 /// Decisions per request id in the log, after checking the chain.
 fn decisions_per_request(data: &Path) -> BTreeMap<String, usize> {
     let verify = Command::new(BIN).args(["verify", "--data"]).arg(data).output().expect("verify");
@@ -349,22 +369,7 @@ async fn events_committed_but_never_published_are_published_at_the_next_start() 
 
     // A crash after the commit and before the publish leaves records in the
     // log that the stream never saw: make exactly that state.
-    {
-        let mut ledger = Ledger::open(&data, TenantId::new("acme").expect("tenant"), LogOptions::default()).expect("open");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
-        let mut batch = ledger.begin(Timestamp(now.as_millis() as i64)).expect("batch");
-        for id in 20..25 {
-            let request: grantledger_events::SubmitRequest = serde_json::from_str(&request(id)).expect("request");
-            batch
-                .stage(Input {
-                    command: grantledger_core::Command::Submit(request),
-                    producer: "test".to_owned(),
-                    causation: Causation::Input(format!("test:{id}")),
-                })
-                .expect("staged");
-        }
-        batch.commit().expect("committed");
-    }
+    commit_without_the_service(&data, 20..25);
     let ledger = start(&data, &server.url());
     wait_for_events(&js, 1 + 3 * 25, Duration::from_secs(30)).await;
     stop(ledger);
@@ -390,22 +395,7 @@ async fn holes_a_nats_restart_left_in_ledger_events_are_filled_at_the_next_start
     // record reached the stream: what a restart of nats-server can leave
     // when publishes in flight on the old connection are lost and later
     // ones reach the new server.
-    {
-        let mut ledger = Ledger::open(&data, TenantId::new("acme").expect("tenant"), LogOptions::default()).expect("open");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
-        let mut batch = ledger.begin(Timestamp(now.as_millis() as i64)).expect("batch");
-        for id in 10..15 {
-            let request: grantledger_events::SubmitRequest = serde_json::from_str(&request(id)).expect("request");
-            batch
-                .stage(Input {
-                    command: grantledger_core::Command::Submit(request),
-                    producer: "test".to_owned(),
-                    causation: Causation::Input(format!("test:{id}")),
-                })
-                .expect("staged");
-        }
-        batch.commit().expect("committed");
-    }
+    commit_without_the_service(&data, 10..15);
     let show = Command::new(BIN).args(["show", "--from", "46", "--limit", "1", "--data"]).arg(&data).output().expect("show");
     assert!(show.status.success());
     let line = String::from_utf8(show.stdout).expect("utf-8");

@@ -361,23 +361,16 @@ pub async fn run(
         }
     }
 
-    let mut connect = async_nats::ConnectOptions::new()
-        .request_timeout(Some(config.request_timeout))
-        .connection_timeout(config.request_timeout)
-        .name(format!("grantledger-ledger-{}", config.tenant));
-    if let Some(prefix) = &config.inbox_prefix {
-        connect = connect.custom_inbox_prefix(prefix.clone());
-    }
-    if let Some((user, password)) = &config.user_password {
-        connect = connect.user_and_password(user.clone(), password.clone());
-    }
-    if let Some(creds) = &config.creds_file {
-        connect = connect.credentials_file(creds).await.map_err(|e| ServiceError::Connect(e.to_string()))?;
-    }
-    let client = connect
-        .connect(config.nats_url.as_str())
-        .await
-        .map_err(|e| ServiceError::Connect(e.to_string()))?;
+    let client = crate::connect::connect(crate::connect::Connection {
+        url: &config.nats_url,
+        name: format!("grantledger-ledger-{}", config.tenant),
+        timeout: config.request_timeout,
+        inbox_prefix: config.inbox_prefix.as_ref(),
+        user_password: config.user_password.as_ref(),
+        creds_file: config.creds_file.as_ref(),
+    })
+    .await
+    .map_err(ServiceError::Connect)?;
     let js = jetstream::new(client.clone());
     ensure_streams(&js, &config.streams).await?;
 

@@ -6,6 +6,7 @@
 //! talks to NATS through it, so the client library, its version and its
 //! error types stay behind one boundary.
 
+mod connect;
 pub mod ledger_service;
 pub mod revoker;
 pub mod streams;

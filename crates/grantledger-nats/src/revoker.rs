@@ -382,28 +382,16 @@ impl Worker {
             url: config.nats_url.clone(),
             reason,
         };
-        let mut options = async_nats::ConnectOptions::new()
-            .request_timeout(Some(config.request_timeout))
-            .connection_timeout(config.request_timeout)
-            .name(format!("grantledger-revoker-{}", config.worker_name));
-        if let Some(prefix) = &config.inbox_prefix {
-            options = options.custom_inbox_prefix(prefix.clone());
-        }
-        if let Some((user, password)) = &config.user_password {
-            options = options.user_and_password(user.clone(), password.clone());
-        }
-        if let Some(creds) = &config.creds_file {
-            options = options.credentials_file(creds).await.map_err(|error| {
-                connect_error(format!(
-                    "cannot read credentials file `{}`: {error}",
-                    creds.display()
-                ))
-            })?;
-        }
-        let client = options
-            .connect(config.nats_url.as_str())
-            .await
-            .map_err(|error| connect_error(error.to_string()))?;
+        let client = crate::connect::connect(crate::connect::Connection {
+            url: &config.nats_url,
+            name: format!("grantledger-revoker-{}", config.worker_name),
+            timeout: config.request_timeout,
+            inbox_prefix: config.inbox_prefix.as_ref(),
+            user_password: config.user_password.as_ref(),
+            creds_file: config.creds_file.as_ref(),
+        })
+        .await
+        .map_err(connect_error)?;
         let jetstream = jetstream::new(client.clone());
 
         let consumer_error = |reason: String| WorkerError::Consumer {
