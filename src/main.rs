@@ -10,6 +10,7 @@ mod commands;
 mod evidence;
 mod policy_cli;
 mod progress;
+mod project_cli;
 mod projections_cli;
 mod proofs;
 mod revoker_cli;
@@ -83,6 +84,12 @@ enum Commands {
     /// to the ledger; failures are retried with capped exponential backoff.
     #[command(after_help = revoker_cli::AFTER_HELP)]
     Revoker(revoker_cli::RevokerArgs),
+    /// Run one projection as a service on NATS: follow LEDGER_EVENTS in
+    /// sequence order into its own store, backfill gaps from the ledger,
+    /// answer queries on `grants.query.<tenant>.*`; expiry-timers also fires
+    /// timers and publishes revocations for revocation workers.
+    #[command(after_help = project_cli::AFTER_HELP)]
+    Project(project_cli::ProjectArgs),
     /// Drive a deterministic, realistic workload through the real state
     /// machine into a new log.
     ///
@@ -172,9 +179,20 @@ enum Commands {
     /// each with its sequence number. Answered from the log directory by
     /// rebuilding the audit-evidence projection.
     Why {
-        /// Directory of the log (opened read-only).
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        /// Directory of the log (opened read-only): the answer is rebuilt
+        /// from the log itself.
+        #[arg(long, value_name = "DIR", required_unless_present = "nats", conflicts_with = "nats")]
+        data: Option<PathBuf>,
+        /// Ask the running audit-evidence projector instead
+        /// (`grantledger project audit-evidence`), over NATS.
+        #[arg(long, value_name = "URL", conflicts_with = "bundle")]
+        nats: Option<String>,
+        /// With --nats: the tenant.
+        #[arg(long, value_name = "T", default_value = "acme", requires = "nats")]
+        tenant: String,
+        /// With --nats: credentials file.
+        #[arg(long, value_name = "FILE", requires = "nats")]
+        creds: Option<PathBuf>,
         /// The principal.
         #[arg(long, value_name = "P")]
         principal: String,
@@ -319,14 +337,19 @@ fn main() -> ExitCode {
             commands::verify(&data, checkpoint.as_deref(), &public_keys, json)
         }
         Commands::Revoker(args) => revoker_cli::run(args),
+        Commands::Project(args) => project_cli::run(args),
         Commands::Checkpoint { data, key, out } => evidence::checkpoint(&data, &key, out.as_deref()),
         Commands::Evidence { data, grant, checkpoint } => evidence::evidence(&data, &grant, checkpoint.as_deref()),
         Commands::Replay { data, to: _, projector: Some(name), store, json } => {
             projections_cli::replay_projector(&data, &name, store.as_deref(), json)
         }
         Commands::Replay { data, to, projector: None, store: _, json } => commands::replay(&data, to, json),
-        Commands::Why { data, principal, resource, at, json, bundle } => {
+        Commands::Why { data: Some(data), principal, resource, at, json, bundle, .. } => {
             projections_cli::why(&data, &principal, &resource, &at, json, bundle)
+        }
+        Commands::Why { data: None, nats, tenant, creds, principal, resource, at, json, .. } => {
+            let url = nats.unwrap_or_default();
+            projections_cli::why_running(&url, &tenant, creds, &principal, &resource, &at, json)
         }
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),

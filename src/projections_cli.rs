@@ -1,7 +1,8 @@
 //! The projections offline: rebuilt from a log directory into their own
-//! stores (`replay --projector`), and `why` answered from audit-evidence.
+//! stores (`replay --projector`), and `why` answered from audit-evidence,
+//! rebuilt from the log or asked of the running projector (`why --nats`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use grantledger_events::{PrincipalId, ResourceId, Timestamp};
@@ -61,11 +62,7 @@ pub fn all_digests(log: &Log) -> Result<Vec<Digest>, Failure> {
 
 /// `grantledger why --data DIR --principal P --resource R --at T`.
 pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool, bundle: bool) -> Result<(), Failure> {
-    let principal = PrincipalId::new(principal.to_owned()).map_err(|e| anyhow!("--principal `{principal}`: {e}"))?;
-    let resource = ResourceId::new(resource.to_owned()).map_err(|e| anyhow!("--resource `{resource}`: {e}"))?;
-    let at = chrono::DateTime::parse_from_rfc3339(at)
-        .with_context(|| format!("--at `{at}`: expected RFC 3339, like 2026-11-21T02:00:00Z"))?;
-    let at = Timestamp(at.timestamp_millis());
+    let (principal, resource, at) = why_question(principal, resource, at)?;
     let log = open_read_only(data)?;
     let temp = tempfile::tempdir().context("a temporary directory for audit-evidence")?;
     let bar = progress::bar(log.head().sequence, "audit-evidence");
@@ -96,24 +93,71 @@ pub fn why(data: &Path, principal: &str, resource: &str, at: &str, json: bool, b
         println!("{}", crate::evidence::bundle(&log, subject, &grants, None)?);
         return Ok(());
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&answer).expect("serializable"));
-    } else {
-        print_why(&answer);
-    }
+    print_why(&serde_json::to_value(&answer).expect("serializable"), json);
     Ok(())
 }
 
-/// The answer for people: yes or no, then each grant's evidence chain.
-fn print_why(answer: &grantledger_projector::WhyAnswer) {
-    let value = serde_json::to_value(answer).expect("serializable");
+/// The checked question of `why`: principal, resource and time.
+fn why_question(principal: &str, resource: &str, at: &str) -> Result<(PrincipalId, ResourceId, Timestamp), Failure> {
+    let principal = PrincipalId::new(principal.to_owned()).map_err(|e| anyhow!("--principal `{principal}`: {e}"))?;
+    let resource = ResourceId::new(resource.to_owned()).map_err(|e| anyhow!("--resource `{resource}`: {e}"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .with_context(|| format!("--at `{at}`: expected RFC 3339, like 2026-11-21T02:00:00Z"))?;
+    Ok((principal, resource, Timestamp(at.timestamp_millis())))
+}
+
+/// `grantledger why --nats URL ...`: the same question to the running
+/// audit-evidence projector.
+pub fn why_running(
+    url: &str,
+    tenant: &str,
+    creds: Option<PathBuf>,
+    principal: &str,
+    resource: &str,
+    at: &str,
+    json: bool,
+) -> Result<(), Failure> {
+    let (principal, resource, at) = why_question(principal, resource, at)?;
+    let connection = grantledger_nats::projector_service::QueryConnection {
+        url: url.to_owned(),
+        tenant: tenant.to_owned(),
+        creds_file: creds,
+        user_password: None,
+        inbox_prefix: None,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let body = serde_json::json!({ "principal": principal, "resource": resource, "at_ms": at.0 });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answer = runtime
+        .block_on(grantledger_nats::projector_service::ask(&connection, "why", &body))
+        .map_err(|error| anyhow!(error))?;
+    print_why(&answer, json);
+    Ok(())
+}
+
+/// The answer, as JSON or for people: yes or no, then each grant's evidence
+/// chain.
+fn print_why(value: &serde_json::Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+        return;
+    }
+    let field = |name: &str| match value.get(name) {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let had_access = value.get("had_access").and_then(|v| v.as_bool()).unwrap_or(false);
+    let at = Timestamp(value.get("at").and_then(|v| v.as_i64()).unwrap_or_default());
     println!(
-        "{} {} access to {} at {} (log up to sequence {})",
-        answer.principal.as_str(),
-        if answer.had_access { "HAD" } else { "did NOT have" },
-        answer.resource.as_str(),
-        answer.at,
-        answer.as_of_sequence
+        "{} {} access to {} at {at} (log up to sequence {})",
+        field("principal"),
+        if had_access { "HAD" } else { "did NOT have" },
+        field("resource"),
+        field("as_of_sequence")
     );
     if let Some(grants) = value.get("grants").and_then(|g| g.as_array()) {
         for grant in grants {

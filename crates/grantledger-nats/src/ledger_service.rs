@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -27,13 +27,14 @@ use futures::StreamExt;
 use grantledger_core::{Command, Rejection};
 use grantledger_events::{
     Causation, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
-    RevocationReason, SubmitRequest, TenantId, Timestamp,
+    RevocationReason, SubmitRequest, TenantId,
 };
 use grantledger_ledger::{Input, Ledger, LedgerError};
 use grantledger_log::LogOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::streams::{GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError, ensure_streams};
+use crate::clock::Clock;
 use crate::subjects::{
     CHECKPOINTS_SUBJECT,    InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject, rejections_subject,
     requests_subject, revocations_subject, signals_subject, timers_subject,
@@ -78,6 +79,9 @@ pub struct ServiceConfig {
     pub counters: Arc<Counters>,
     /// Signed checkpoints on a schedule, when a key is given.
     pub checkpoints: Option<CheckpointConfig>,
+    /// The ledger's clock: the system clock, or a test's manual one (so
+    /// expiry can be tested without sleeping through real TTLs).
+    pub clock: Clock,
 }
 
 /// When and how the service signs checkpoints of its log.
@@ -112,6 +116,7 @@ impl ServiceConfig {
             streams: StreamsConfig::default(),
             counters: Arc::new(Counters::default()),
             checkpoints: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -346,7 +351,7 @@ pub async fn run(
     };
     if ledger.log().head().sequence == 0 {
         if let Some(text) = &config.catalog {
-            let mut batch = ledger.begin(now())?;
+            let mut batch = ledger.begin(config.clock.now())?;
             batch
                 .stage(Input {
                     command: Command::PublishCatalog {
@@ -563,11 +568,6 @@ async fn collect(
     out
 }
 
-fn now() -> Timestamp {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp(ms)
-}
-
 /// Parses one input; `Err((reason, detail))` names why it is refused.
 fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
     fn named(error: serde_json::Error) -> (String, String) {
@@ -625,7 +625,7 @@ async fn process<F: Future<Output = ()>>(
     let started = Instant::now();
     let (fates, staged, receipt) = blocking(|| -> Result<_, ServiceError> {
         let mut fates = Vec::with_capacity(messages.len());
-        let mut batch = ledger.begin(now())?;
+        let mut batch = ledger.begin(config.clock.now())?;
         for message in &messages {
             fates.push(decide_one(&config.tenant, &mut batch, message));
         }

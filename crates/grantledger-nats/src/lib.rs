@@ -6,12 +6,15 @@
 //! talks to NATS through it, so the client library, its version and its
 //! error types stay behind one boundary.
 
+pub mod clock;
 mod connect;
 pub mod ledger_service;
+pub mod projector_service;
 pub mod revoker;
 pub mod streams;
 pub mod subjects;
 
+pub use clock::{Clock, ManualTime};
 pub use streams::{
     GRANT_EXPIRY_STREAM, GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError,
     StreamsErrorKind, ensure_streams, stream_configs,
@@ -19,6 +22,6 @@ pub use streams::{
 pub use subjects::{
     CHECKPOINTS_SUBJECT, InputKind, InputSubject, SubjectError, SubjectErrorKind, TokenRole,
     approvals_subject, expiry_filter, expiry_subject, ledger_events_filter, ledger_events_subject,
-    parse_input_subject, rejections_subject, requests_subject, revocations_subject,
-    signals_subject, timers_subject,
+    parse_input_subject, query_subject, rejections_subject, requests_subject, revocations_subject,
+    signals_subject, status_subject, timers_subject,
 };

@@ -83,6 +83,23 @@ pub fn backfill_subject(tenant: &str) -> Result<String, SubjectError> {
     Ok(format!("grantledger.backfill.{tenant}"))
 }
 
+/// `grants.query.<tenant>.<query>`: a question to a running projector (NATS
+/// request/reply, in no stream): `check`, `grants`, `holders` and `pending`
+/// go to current-grants, `why`, `who`, `could`, `evidence` and `findings`
+/// to audit-evidence, `debt` to expiry-timers. `query` is one of the
+/// projector's fixed names, never user input.
+pub fn query_subject(tenant: &str, query: &str) -> Result<String, SubjectError> {
+    check_token(TokenRole::Tenant, tenant)?;
+    Ok(format!("grants.query.{tenant}.{query}"))
+}
+
+/// `grants.query.<tenant>.status.<projection>`: a projector's cursor, digest
+/// and counters.
+pub fn status_subject(tenant: &str, projection: &str) -> Result<String, SubjectError> {
+    check_token(TokenRole::Tenant, tenant)?;
+    Ok(format!("grants.query.{tenant}.status.{projection}"))
+}
+
 /// `grants.expiry.<tenant>.<resource_kind>`: remove this grant at the target.
 pub fn expiry_subject(tenant: &str, resource_kind: &str) -> Result<String, SubjectError> {
     check_token(TokenRole::Tenant, tenant)?;

@@ -866,3 +866,96 @@ async fn the_ledger_service_runs_under_the_shipped_config() {
     stop_tx.send(()).expect("service still running");
     within("stop", service).await.expect("joined").expect("the service stops cleanly");
 }
+
+/// The three projector services, logged in as the shipped `projector` and
+/// `expiry_projector` users with their inbox prefixes, have every permission
+/// they need: they follow LEDGER_EVENTS, answer the API's queries, and the
+/// expiry projector publishes the revocation for workers; a producer may not
+/// ask a projector anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_services_run_under_the_shipped_config() {
+    use grantledger_nats::ledger_service::{self, ServiceConfig};
+    use grantledger_nats::projector_service::{self, ProjectorConfig, QueryConnection, ask};
+
+    let deployment = Deployment::start();
+    let url = deployment.server.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), url.clone(), "acme".into());
+    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
+    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let ledger = tokio::spawn(ledger_service::run(config, until_stopped()));
+    let mut projectors = Vec::new();
+    for (name, role) in [
+        ("current-grants", Role::Projector),
+        ("audit-evidence", Role::Projector),
+        ("expiry-timers", Role::ExpiryProjector),
+    ] {
+        let mut config = ProjectorConfig::new(name, dir.path().join(name), url.clone(), "acme".into());
+        config.user_password = Some((role.user().into(), deployment.password(role)));
+        config.inbox_prefix = Some(role.inbox_prefix().into());
+        projectors.push(tokio::spawn(projector_service::run(config, until_stopped())));
+    }
+
+    let mut producer = deployment.connect(Role::Producer).await;
+    let request = r#"{"request_id":"req-p","tenant":"acme","principal":{"id":"svc-a","kind":"workload","owner":"team-a"},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"nightly report"}"#;
+    let signal = r#"{"type":"task_complete","grant_id":"grant:req-p","by":"svc-a","detail":"report done"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while producer.jetstream.publish("grants.requests.acme", request.into()).await.expect("publish").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    publish_acked(&producer.jetstream, "grants.signals.acme".into(), signal).await;
+
+    // catalog, request, decision, issuance, revocation: the API sees every
+    // projection reach sequence 5.
+    let api = QueryConnection {
+        url: url.clone(),
+        tenant: "acme".into(),
+        creds_file: None,
+        user_password: Some(("api".into(), deployment.password(Role::Api))),
+        inbox_prefix: None,
+        timeout: Duration::from_secs(2),
+    };
+    for name in ["current-grants", "audit-evidence", "expiry-timers"] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = ask(&api, &format!("status.{name}"), &serde_json::json!(null)).await;
+            if status.as_ref().is_ok_and(|status| status["cursor"] == 5) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} did not reach 5: {status:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let pending = ask(&api, "pending", &serde_json::json!({})).await.expect("pending");
+    assert_eq!(pending["as_of_sequence"], 5);
+    let evidence = ask(&api, "evidence", &serde_json::json!({"request_id": "req-p"})).await.expect("evidence");
+    assert_eq!(evidence["evidence"].as_array().map(Vec::len), Some(4), "{evidence}");
+    let debt = ask(&api, "debt", &serde_json::json!({})).await.expect("debt");
+    assert_eq!(debt["debt"].as_array().map(Vec::len), Some(1), "revoked, not confirmed: {debt}");
+    let refused = ask(&api, "check", &serde_json::json!({"principal": "svc-a"})).await.expect_err("no action");
+    assert!(refused.to_string().contains("`action` is required"), "{refused}");
+
+    // The revocation reached GRANT_EXPIRY for workers.
+    let admin = deployment.connect(Role::Admin).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_count(&admin.jetstream, GRANT_EXPIRY_STREAM).await != 1 {
+        assert!(std::time::Instant::now() < deadline, "no expiry notice on GRANT_EXPIRY");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    producer.expect_publish_refused("grants.query.acme.check").await;
+
+    stop.send(true).expect("stop");
+    within("ledger stop", ledger).await.expect("joined").expect("the ledger stops cleanly");
+    for projector in projectors {
+        within("projector stop", projector).await.expect("joined").expect("a projector stops cleanly");
+    }
+}

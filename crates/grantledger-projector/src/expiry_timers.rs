@@ -35,7 +35,8 @@
 //! - `0x23` revocation sequence → the publication (the outbox; not digested).
 
 use grantledger_events::{
-    Committed, Event, GrantId, PrincipalId, ResourceId, RevocationReason, TenantId, Timestamp,
+    Committed, EntitlementId, Event, GrantId, Principal, PrincipalId, RequestId, ResourceId,
+    RevocationReason, TenantId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -90,8 +91,12 @@ pub struct Publication {
     pub tenant: TenantId,
     /// The grant to remove at the target.
     pub grant_id: GrantId,
+    /// The request it was issued for.
+    pub request_id: RequestId,
     /// Who held it.
-    pub principal: PrincipalId,
+    pub principal: Principal,
+    /// The catalog entitlement granted.
+    pub entitlement: EntitlementId,
     /// On what.
     pub resource: ResourceId,
     /// The first `/`-separated segment of the resource (`db/prod/x` →
@@ -143,7 +148,9 @@ pub fn resource_kind(resource: &ResourceId) -> &str {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TimerGrant {
     tenant: TenantId,
-    principal: PrincipalId,
+    request_id: RequestId,
+    principal: Principal,
+    entitlement: EntitlementId,
     resource: ResourceId,
     actions: Vec<String>,
     expires_at: Timestamp,
@@ -173,7 +180,9 @@ impl Projection for ExpiryTimers {
             Event::GrantIssued(e) => {
                 let grant = TimerGrant {
                     tenant: committed.envelope.tenant.clone(),
-                    principal: e.principal.id.clone(),
+                    request_id: e.request_id.clone(),
+                    principal: e.principal.clone(),
+                    entitlement: e.entitlement.clone(),
                     resource: e.resource.clone(),
                     actions: e.actions.clone(),
                     expires_at: e.expires_at,
@@ -203,7 +212,9 @@ impl Projection for ExpiryTimers {
                         id: committed.sequence,
                         tenant: grant.tenant.clone(),
                         grant_id: e.grant_id.clone(),
+                        request_id: grant.request_id.clone(),
                         principal: grant.principal.clone(),
+                        entitlement: grant.entitlement.clone(),
                         resource_kind: resource_kind(&grant.resource).to_owned(),
                         resource: grant.resource.clone(),
                         actions: grant.actions.clone(),
@@ -376,7 +387,7 @@ impl Projector<ExpiryTimers> {
             .map(|(since, grant_id)| {
                 let grant = self.load_stored(&grant_id)?;
                 Ok(DebtItem {
-                    principal: grant.principal,
+                    principal: grant.principal.id,
                     resource: grant.resource,
                     reason: grant.revocation.map(|revocation| revocation.reason),
                     since,
