@@ -215,7 +215,35 @@ impl Batch<'_> {
     /// Writes every staged event in one synced write and returns once it is
     /// durable. On failure the ledger is poisoned: its state holds events the
     /// log does not, so it must be reopened.
-    pub fn commit(mut self) -> Result<Receipt, LedgerError> {
+    pub fn commit(self) -> Result<Receipt, LedgerError> {
+        self.write().map(|(receipt, _, _)| receipt)
+    }
+
+    /// Like [`Batch::commit`], and also returns the records just written as
+    /// [`Committed`] values, in log order: the same values [`committed`]
+    /// would read back from the log (the log's header, the staged envelope),
+    /// without reading them back. For a caller that forwards what it
+    /// committed (the NATS service publishes every record).
+    pub fn commit_records(self) -> Result<(Receipt, Vec<Committed>), LedgerError> {
+        let (receipt, headers, envelopes) = self.write()?;
+        let records = headers
+            .into_iter()
+            .zip(envelopes)
+            .map(|(header, envelope)| Committed {
+                sequence: header.sequence,
+                time: Timestamp(header.time_ms),
+                hash: hex::encode(header.hash),
+                envelope,
+            })
+            .collect();
+        Ok((receipt, records))
+    }
+
+    /// The synced write behind both commits: the receipt, the headers the log
+    /// assigned and the envelopes written, in order.
+    fn write(
+        mut self,
+    ) -> Result<(Receipt, Vec<grantledger_log::RecordHeader>, Vec<Envelope>), LedgerError> {
         let bodies: Vec<Vec<u8>> = self.envelopes.iter().map(encode_body).collect();
         let keys: Vec<_> = self.envelopes.iter().map(Envelope::index_values).collect();
         let principal_keys: Vec<Vec<&[u8]>> = keys
@@ -243,16 +271,17 @@ impl Batch<'_> {
         let written = records.len();
         drop(records);
         match result {
-            Ok(_) => {
+            Ok(headers) => {
                 // Nothing is pending any more: dropping the batch is harmless.
-                self.envelopes.clear();
+                let envelopes = std::mem::take(&mut self.envelopes);
                 let head = self.ledger.log.head();
-                Ok(Receipt {
+                let receipt = Receipt {
                     sequence_last: head.sequence,
                     head_hash: head.hash,
                     records: written,
                     time: self.time,
-                })
+                };
+                Ok((receipt, headers, envelopes))
             }
             Err(error) => {
                 self.ledger.poisoned = true;

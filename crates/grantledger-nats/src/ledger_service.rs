@@ -5,6 +5,14 @@
 //! then sends receipts and acknowledges the inputs. Nothing is acknowledged
 //! to anyone before it is durable in the log.
 //!
+//! Two stages run at once: one pulls inputs (a continuous pull, no round
+//! trip per batch), decides and commits batch after batch; the other
+//! publishes the committed records in log order, a window of them awaiting
+//! their acks, and answers a batch's inputs once every record up to the
+//! batch's last is acknowledged. So batch N+1 is decided and committed while
+//! batch N is being published, and each input is still answered only after
+//! its events are both synced in the log and stored by JetStream.
+//!
 //! Receipts: a producer that needs certainty publishes its input with the
 //! header [`REPLY_TO_HEADER`] naming a subject it subscribes to (its inbox);
 //! once the events are committed and published, the ledger publishes a
@@ -26,7 +34,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use grantledger_core::{Command, Rejection};
 use grantledger_events::{
-    Causation, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
+    Causation, Committed, DecisionOutcome, Event, GrantId, PrincipalId, RequestId,
     RevocationReason, SubmitRequest, TenantId,
 };
 use grantledger_ledger::{Input, Ledger, LedgerError};
@@ -71,7 +79,9 @@ pub struct ServiceConfig {
     pub durable_name: String,
     /// The catalog published when the log is empty, if any.
     pub catalog: Option<String>,
-    /// How long one fetch waits for inputs.
+    /// How long one pull request for inputs waits on the server before the
+    /// client asks again (inputs flow as they come either way; this bounds
+    /// how long a pull request the server lost goes unnoticed).
     pub fetch_expiry: Duration,
     /// The streams' settings.
     pub streams: StreamsConfig,
@@ -112,7 +122,7 @@ impl ServiceConfig {
             request_timeout: Duration::from_secs(5),
             durable_name,
             catalog: None,
-            fetch_expiry: Duration::from_millis(100),
+            fetch_expiry: Duration::from_secs(1),
             streams: StreamsConfig::default(),
             counters: Arc::new(Counters::default()),
             checkpoints: None,
@@ -406,7 +416,7 @@ pub async fn run(
                 filter_subjects: input_subjects,
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
-                max_ack_pending: (FETCH_MAX * 4) as i64,
+                max_ack_pending: INPUTS_UNACKED_MAX as i64,
                 ..Default::default()
             },
         )
@@ -414,50 +424,178 @@ pub async fn run(
         .map_err(nats)?;
     tracing::info!(tenant = %config.tenant, head, "ledger service running");
 
-    let mut backfill = client
+    let backfill = client
         .subscribe(backfill_subject(&config.tenant).map_err(|_| ServiceError::Tenant(config.tenant.clone()))?)
         .await
         .map_err(nats)?;
     let mut stop = Stop::new(shutdown);
-    let mut backoff = Backoff::default();
-    let mut checkpointed = ledger.log().latest_checkpoint().map_err(LedgerError::from)?.map_or(0, |(size, _)| size);
-    let mut last_checkpoint_at = Instant::now();
-    while !stop.requested() {
-        // Backfill requests are answered between fetches (a fetch lasts at
-        // most `fetch_expiry`), so they never cut a fetch short.
-        while let Some(Some(request)) = futures::FutureExt::now_or_never(backfill.next()) {
-            answer_backfill(&client, &ledger, request).await;
-        }
-        let fetched = tokio::select! {
-            biased;
-            _ = stop.wait() => break,
-            fetched = fetch(&consumer, config.fetch_expiry) => fetched,
-        };
-        let fetched = match fetched {
-            Ok(fetched) => {
-                backoff.reset();
-                fetched
-            }
-            Err(error) => {
-                // NATS restarting, say: the client reconnects by itself.
-                tracing::warn!(%error, "fetch failed; retrying");
-                stop.sleep(backoff.next()).await;
-                continue;
-            }
-        };
-        if fetched.is_empty() {
-            continue;
-        }
-        published_through =
-            process(&config, &js, &client, &mut ledger, &rejections, fetched, published_through, &mut stop).await?;
-        if let Some(checkpoints) = &config.checkpoints {
-            checkpointed = maybe_checkpoint(checkpoints, &js, &ledger, checkpointed, &mut last_checkpoint_at).await?;
-        }
-    }
+
+    // Two stages, so that a batch is decided and committed while the ones
+    // before it are being published: this task pulls, decides and commits;
+    // the publisher publishes every committed record in log order and, once
+    // JetStream has acknowledged a batch's records (and so every record
+    // before them), sends that batch's receipts and notices and acks its
+    // inputs.
+    let (outgoing, queue) = tokio::sync::mpsc::channel(PIPELINE_BATCHES);
+    let publisher = Publisher {
+        js: js.clone(),
+        client: client.clone(),
+        tenant: config.tenant.clone(),
+        rejections: rejections.clone(),
+    };
+    let mut publisher = AbortOnDrop(tokio::spawn(publisher.run(queue, published_through)));
+    let decided = decide_loop(&config, &client, &consumer, &mut ledger, backfill, outgoing, &mut stop).await;
+    // The decider has dropped its sender: the publisher publishes and
+    // answers what it was handed, then returns.
+    let published = match (&mut publisher.0).await {
+        Ok(published) => published,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(ServiceError::Nats(format!("the publisher stopped: {error}"))),
+    };
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "final flush");
     }
+    decided?;
+    published?;
     tracing::info!("ledger service stopped");
+    Ok(())
+}
+
+/// Batches decided and committed ahead of the one being published.
+const PIPELINE_BATCHES: usize = 2;
+
+/// Inputs delivered and not yet acknowledged, at most (the consumer's
+/// `max_ack_pending`): the batch being decided, the batches queued for the
+/// publisher and the ones it is publishing, and the pull buffered ahead.
+pub const INPUTS_UNACKED_MAX: usize = FETCH_MAX * 8;
+
+/// Inputs asked for per pull request (the client asks again when half of
+/// them have arrived).
+const PULL_BATCH: usize = FETCH_MAX * 2;
+
+/// Committed records the publisher holds unacknowledged before it takes no
+/// more batches (the decider then waits: backpressure).
+const UNPUBLISHED_MAX: usize = 4096;
+
+/// A spawned task, aborted when this is dropped (a no-op once it has ended).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The first stage: pulls inputs, decides and commits each batch, and hands
+/// it to the publisher; answers backfill requests and signs checkpoints.
+/// Returns once shutdown is requested (the batch in hand committed and handed
+/// over), or when the publisher is gone (its result says why).
+async fn decide_loop<F: Future<Output = ()>>(
+    config: &ServiceConfig,
+    client: &async_nats::Client,
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    ledger: &mut Ledger,
+    mut backfill: async_nats::Subscriber,
+    outgoing: tokio::sync::mpsc::Sender<Outgoing>,
+    stop: &mut Stop<F>,
+) -> Result<(), ServiceError> {
+    enum Next {
+        Stop,
+        Backfill(Option<async_nats::Message>),
+        Input(Option<Result<jetstream::Message, String>>),
+    }
+    let mut inputs: Option<pull::Stream> = None;
+    let mut backoff = Backoff::default();
+    let mut backfill_open = true;
+    let mut checkpointed = ledger.log().latest_checkpoint().map_err(LedgerError::from)?.map_or(0, |(size, _)| size);
+    let mut last_checkpoint_at = Instant::now();
+    while !stop.requested() {
+        let Some(stream) = inputs.as_mut() else {
+            match open_inputs(consumer, config.fetch_expiry).await {
+                Ok(stream) => inputs = Some(stream),
+                Err(error) => {
+                    // NATS restarting, say: the client reconnects by itself.
+                    tracing::warn!(%error, "pulling inputs failed; retrying");
+                    stop.sleep(backoff.next()).await;
+                }
+            }
+            continue;
+        };
+        // Backfill requests come before inputs, so a busy ledger still
+        // answers the projectors that wait on it.
+        let next = tokio::select! {
+            biased;
+            _ = stop.wait() => Next::Stop,
+            request = backfill.next(), if backfill_open => Next::Backfill(request),
+            input = stream.next() => Next::Input(input.map(|input| input.map_err(|error| error.to_string()))),
+        };
+        let mut messages = match next {
+            Next::Stop => break,
+            Next::Backfill(Some(request)) => {
+                answer_backfill(client, ledger, request).await;
+                continue;
+            }
+            Next::Backfill(None) => {
+                backfill_open = false;
+                continue;
+            }
+            Next::Input(None) => {
+                tracing::warn!("the pull of inputs ended; pulling again");
+                inputs = None;
+                stop.sleep(backoff.next()).await;
+                continue;
+            }
+            Next::Input(Some(Err(error))) => {
+                // The pull's own task asks the server again (on reconnect,
+                // or when a request expires unanswered).
+                tracing::warn!(%error, "pulling inputs");
+                stop.sleep(backoff.next()).await;
+                continue;
+            }
+            Next::Input(Some(Ok(message))) => vec![message],
+        };
+        backoff.reset();
+        // What else has arrived makes the rest of the batch: no waiting, a
+        // batch is as large as the inputs that came while the last was decided.
+        // (Unconstrained: tokio's cooperative budget would otherwise end the
+        // batch after 128 polls of the subscription, with more inputs ready.)
+        let stream = inputs.as_mut().expect("pulling");
+        while messages.len() < FETCH_MAX {
+            match futures::FutureExt::now_or_never(tokio::task::unconstrained(stream.next())) {
+                Some(Some(Ok(message))) => messages.push(message),
+                Some(Some(Err(error))) => {
+                    tracing::warn!(%error, "pulling inputs");
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        config.counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        let decided = blocking(|| decide_batch(config, ledger, messages))?;
+        if outgoing.send(Outgoing::Batch(decided)).await.is_err() {
+            return Ok(());
+        }
+        if let Some(checkpoints) = &config.checkpoints
+            && let Some(checkpoint) = maybe_checkpoint(checkpoints, ledger, &mut checkpointed, &mut last_checkpoint_at)?
+            && outgoing.send(Outgoing::Checkpoint(checkpoint)).await.is_err()
+        {
+            return Ok(());
+        }
+    }
+    // Inputs pulled but not decided go back at once (rather than after
+    // `ack_wait`), for whichever instance pulls next.
+    if let Some(mut stream) = inputs.take() {
+        let mut undecided = Vec::new();
+        while let Some(Some(Ok(message))) = futures::FutureExt::now_or_never(tokio::task::unconstrained(stream.next())) {
+            undecided.push(message);
+        }
+        drop(stream);
+        for message in undecided {
+            if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                tracing::debug!(%error, "nak of an undecided input");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -520,52 +658,21 @@ fn blocking<R>(work: impl FnOnce() -> R) -> R {
     }
 }
 
-async fn fetch(
+/// The consumer's inputs as one continuous pull: the client keeps a pull
+/// request outstanding (asking again when half of the last one has
+/// arrived, when one expires, and after a reconnect), so inputs keep
+/// arriving while a batch is decided, with no round trip per batch.
+async fn open_inputs(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     expiry: Duration,
-) -> Result<Vec<jetstream::Message>, ServiceError> {
-    // A pull request the server lost (it restarted meanwhile) is never
-    // answered: every collection ends at this deadline whatever happens.
-    let deadline = expiry + Duration::from_secs(1);
-    // What is there now, without waiting (async-nats' `fetch` is no-wait).
-    let now = consumer.fetch().max_messages(FETCH_MAX).messages().await.map_err(nats)?;
-    let mut out = collect(now, deadline).await;
-    if out.is_empty() {
-        // Idle: wait for one input (at most `expiry`, so shutdown and
-        // backfill requests are looked at), then take what else has come,
-        // rather than polling the server in a loop.
-        let one = consumer.batch().max_messages(1).expires(expiry).messages().await.map_err(nats)?;
-        out = collect(one, deadline).await;
-        if !out.is_empty() {
-            let more = consumer.fetch().max_messages(FETCH_MAX - 1).messages().await.map_err(nats)?;
-            out.extend(collect(more, deadline).await);
-        }
-    }
-    Ok(out)
-}
-
-/// The messages of one pull request, until it ends or `deadline` passes.
-async fn collect(
-    mut messages: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
-    deadline: Duration,
-) -> Vec<jetstream::Message> {
-    let until = tokio::time::Instant::now() + deadline;
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout_at(until, messages.next()).await {
-            Ok(Some(Ok(message))) => out.push(message),
-            Ok(Some(Err(error))) => {
-                tracing::warn!(%error, "fetch");
-                break;
-            }
-            Ok(None) => break,
-            Err(_) => {
-                tracing::warn!(?deadline, "a pull request got no end from the server; pulling again");
-                break;
-            }
-        }
-    }
-    out
+) -> Result<pull::Stream, ServiceError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .expires(expiry)
+        .messages()
+        .await
+        .map_err(nats)
 }
 
 /// Parses one input; `Err((reason, detail))` names why it is refused.
@@ -609,70 +716,76 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn process<F: Future<Output = ()>>(
-    config: &ServiceConfig,
-    js: &jetstream::Context,
-    client: &async_nats::Client,
-    ledger: &mut Ledger,
-    rejections: &str,
-    messages: Vec<jetstream::Message>,
-    mut published_through: u64,
-    stop: &mut Stop<F>,
-) -> Result<u64, ServiceError> {
-    let counters = &config.counters;
-    counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
-    let started = Instant::now();
-    let (fates, staged, receipt) = blocking(|| -> Result<_, ServiceError> {
-        let mut fates = Vec::with_capacity(messages.len());
-        let mut batch = ledger.begin(config.clock.now())?;
-        for message in &messages {
-            fates.push(decide_one(&config.tenant, &mut batch, message));
+/// One committed batch, on its way to the publisher.
+struct Decided {
+    /// The records the batch committed, in log order (none when every
+    /// input was refused).
+    records: Vec<Committed>,
+    /// The log's head after the commit: the batch's inputs are answered once
+    /// JetStream holds every record up to it.
+    through: u64,
+    /// What each input gets, in input order.
+    answers: Vec<Answer>,
+}
+
+/// What one input gets once its batch is durable and published.
+struct Answer {
+    message: jetstream::Message,
+    receipt: ServiceReceipt,
+    notice: Option<RejectionNotice>,
+    /// TERM rather than ACK: a refused input is never redelivered.
+    terminate: bool,
+}
+
+/// A checkpoint signed and kept in the log, to publish and write once the
+/// records it covers are published.
+struct SignedCheckpoint {
+    size: u64,
+    origin: String,
+    text: String,
+    file: Option<PathBuf>,
+}
+
+/// What the decider hands the publisher, in log order.
+enum Outgoing {
+    Batch(Decided),
+    Checkpoint(SignedCheckpoint),
+}
+
+impl Outgoing {
+    /// Answered (or published) once JetStream holds the records up to this.
+    fn through(&self) -> u64 {
+        match self {
+            Outgoing::Batch(decided) => decided.through,
+            Outgoing::Checkpoint(checkpoint) => checkpoint.size,
         }
-        let staged = batch.len();
-        let receipt = batch.commit()?;
-        Ok((fates, staged, receipt))
-    })?;
+    }
+}
+
+/// Decides `messages` in one ledger batch and commits it (one synced
+/// write); the inputs' answers are made here, while the log is at hand, and
+/// sent by the publisher.
+fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetstream::Message>) -> Result<Decided, ServiceError> {
+    let counters = &config.counters;
+    let started = Instant::now();
+    let mut batch = ledger.begin(config.clock.now())?;
+    let fates: Vec<Fate> = messages.iter().map(|message| decide_one(&config.tenant, &mut batch, message)).collect();
+    let staged = batch.len();
+    let (commit, records) = batch.commit_records()?;
     let latency = started.elapsed().as_micros() as u64;
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.last_batch_size.store(messages.len() as u64, Ordering::Relaxed);
     counters.commit_latency_us_total.fetch_add(latency, Ordering::Relaxed);
     counters.commit_latency_us_max.fetch_max(latency, Ordering::Relaxed);
     counters.committed_inputs.fetch_add(staged as u64, Ordering::Relaxed);
-    counters.committed_events.fetch_add(receipt.records as u64, Ordering::Relaxed);
-    tracing::debug!(inputs = messages.len(), staged, records = receipt.records, latency_us = latency, "batch committed");
+    counters.committed_events.fetch_add(commit.records as u64, Ordering::Relaxed);
+    tracing::debug!(inputs = messages.len(), staged, records = commit.records, latency_us = latency, "batch committed");
 
-    // Publish until JetStream holds every new record. A failure (NATS
-    // restarting) is retried; on shutdown the records stay in the log and
-    // the next start republishes them, and the inputs, not acked, come back
-    // as duplicates answered with their original outcome.
-    let head = ledger.log().head().sequence;
-    let mut backoff = Backoff::default();
-    while published_through < head {
-        match publish_range(js, ledger, &config.tenant, &mut published_through, head).await {
-            Ok(_) => {}
-            Err(ServiceError::Nats(error)) => {
-                if stop.requested() {
-                    tracing::warn!(%error, published_through, head, "stopping with events unpublished; the next start republishes them");
-                    return Ok(published_through);
-                }
-                tracing::warn!(%error, published_through, head, "publishing committed events failed; retrying");
-                stop.sleep(backoff.next()).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-
-    // Durable and published: now receipts, rejections, acks.
-    for (message, fate) in messages.iter().zip(fates) {
+    let mut answers = Vec::with_capacity(messages.len());
+    for (message, fate) in messages.into_iter().zip(fates) {
         let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         let subject = message.subject.to_string();
-        let reply_to = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(REPLY_TO_HEADER))
-            .map(|v| v.as_str().to_owned());
-        let (answer, notice, terminate) = match fate {
+        let (receipt, notice, terminate) = match fate {
             Fate::Staged { request_id, sequences, outcome } => (
                 ServiceReceipt { status: "committed".into(), request_id, sequences, outcome, reason: None, detail: None },
                 None,
@@ -693,7 +806,7 @@ async fn process<F: Future<Output = ()>>(
                 let notice = RejectionNotice {
                     reason: "request_id_already_decided".into(),
                     detail: format!("request `{}` was decided before", request_id.as_str()),
-                    subject: subject.clone(),
+                    subject,
                     stream_sequence,
                     original: Some(original.clone()),
                 };
@@ -701,14 +814,14 @@ async fn process<F: Future<Output = ()>>(
             }
             Fate::Rejected { reason, detail, request_id } => {
                 counters.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%reason, %detail, %subject, stream_sequence, "input rejected");
                 let notice = RejectionNotice {
                     reason: reason.clone(),
                     detail: detail.clone(),
-                    subject: subject.clone(),
+                    subject,
                     stream_sequence,
                     original: None,
                 };
-                tracing::info!(%reason, %detail, %subject, stream_sequence, "input rejected");
                 (
                     ServiceReceipt {
                         status: "rejected".into(),
@@ -723,32 +836,197 @@ async fn process<F: Future<Output = ()>>(
                 )
             }
         };
-        // Notices, receipts and acks are at least once: if one is lost the
-        // input is redelivered and answered again with its original outcome.
-        if let Some(notice) = notice {
-            let body = serde_json::to_vec(&notice).expect("serializable");
-            if let Err(error) = client.publish(rejections.to_owned(), body.into()).await {
-                tracing::warn!(%error, stream_sequence, "rejection notice not sent");
+        answers.push(Answer { message, receipt, notice, terminate });
+    }
+    Ok(Decided { records, through: ledger.log().head().sequence, answers })
+}
+
+/// A record ready for `LEDGER_EVENTS`, kept until JetStream acknowledges it
+/// (after a failure it is sent again).
+struct Prepared {
+    sequence: u64,
+    subject: async_nats::Subject,
+    message: jetstream::message::PublishMessage,
+}
+
+/// The `LEDGER_EVENTS` message of a committed record: subject
+/// `ledger.events.<tenant>.<kind>`, `Nats-Msg-Id` `<tenant>:<sequence>`, the
+/// sequence in [`SEQUENCE_HEADER`], the `Committed` JSON as the body.
+fn prepare(tenant: &str, committed: &Committed) -> Result<Prepared, ServiceError> {
+    let sequence = committed.sequence;
+    let subject = ledger_events_subject(tenant, committed.envelope.event.kind().name()).map_err(nats)?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_msg_id(tenant, sequence).as_str());
+    headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
+    let body = serde_json::to_vec(committed).expect("serializable");
+    Ok(Prepared {
+        sequence,
+        subject: async_nats::Subject::from(subject),
+        message: jetstream::message::PublishMessage::build().payload(body.into()).headers(headers),
+    })
+}
+
+type AckFuture = std::pin::Pin<
+    Box<dyn Future<Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>> + Send>,
+>;
+
+/// The second stage: publishes every committed record to `LEDGER_EVENTS` in
+/// log order (up to [`PUBLISH_WINDOW`] awaiting their acks), and answers a
+/// batch's inputs only once JetStream has acknowledged every record up to
+/// the batch's last.
+struct Publisher {
+    js: jetstream::Context,
+    client: async_nats::Client,
+    tenant: String,
+    rejections: String,
+}
+
+impl Publisher {
+    /// Runs until the decider has dropped its sender and everything it sent
+    /// is published and answered; returns the last published sequence. A
+    /// failure (NATS restarting) is retried from the first unacknowledged
+    /// record; once the decider has stopped, a failure ends the publisher:
+    /// the records stay in the log and the next start republishes them, and
+    /// the inputs, not acked, come back as duplicates answered with their
+    /// original outcome.
+    async fn run(
+        self,
+        mut queue: tokio::sync::mpsc::Receiver<Outgoing>,
+        mut published_through: u64,
+    ) -> Result<u64, ServiceError> {
+        enum Next {
+            Handed(Option<Outgoing>),
+            Acked(Result<jetstream::publish::PublishAck, jetstream::context::PublishError>),
+        }
+        // Records not yet acknowledged, in log order; the first
+        // `in_flight.len()` of them are sent and their acks awaited.
+        let mut unacked: std::collections::VecDeque<Prepared> = std::collections::VecDeque::new();
+        let mut in_flight: std::collections::VecDeque<AckFuture> = std::collections::VecDeque::new();
+        // Batches and checkpoints waiting for their records, in log order.
+        let mut waiting: std::collections::VecDeque<Outgoing> = std::collections::VecDeque::new();
+        let mut open = true;
+        let mut backoff = Backoff::default();
+        loop {
+            let mut answered = false;
+            while waiting.front().is_some_and(|item| item.through() <= published_through) {
+                let item = waiting.pop_front().expect("not empty");
+                self.answer(item).await;
+                answered = true;
+            }
+            if answered && let Err(error) = self.client.flush().await {
+                tracing::warn!(%error, "flush after acks");
+            }
+            if !open && waiting.is_empty() && unacked.is_empty() {
+                return Ok(published_through);
+            }
+            let mut failure = None;
+            while in_flight.len() < unacked.len() && in_flight.len() < PUBLISH_WINDOW {
+                let prepared = &unacked[in_flight.len()];
+                match self.js.send_publish(prepared.subject.clone(), prepared.message.clone()).await {
+                    Ok(ack) => in_flight.push_back(std::future::IntoFuture::into_future(ack)),
+                    Err(error) => {
+                        failure = Some(error.to_string());
+                        break;
+                    }
+                }
+            }
+            if failure.is_none() {
+                // INVARIANT: one branch is enabled. With nothing in flight,
+                // nothing is unacknowledged (everything unacked was just sent),
+                // so the queue is taken from unless it is closed, and then
+                // everything waiting was answered and the loop returned.
+                let next = tokio::select! {
+                    handed = queue.recv(), if open && unacked.len() < UNPUBLISHED_MAX => Next::Handed(handed),
+                    acked = async { in_flight.front_mut().expect("in flight").await }, if !in_flight.is_empty() => Next::Acked(acked),
+                    else => unreachable!("the publisher has nothing to wait for"),
+                };
+                match next {
+                    Next::Handed(Some(item)) => {
+                        if let Outgoing::Batch(decided) = &item {
+                            for record in &decided.records {
+                                debug_assert_eq!(record.sequence, published_through + unacked.len() as u64 + 1);
+                                unacked.push_back(prepare(&self.tenant, record)?);
+                            }
+                        }
+                        waiting.push_back(item);
+                    }
+                    Next::Handed(None) => open = false,
+                    Next::Acked(Ok(_)) => {
+                        in_flight.pop_front();
+                        published_through = unacked.pop_front().expect("an acked record").sequence;
+                        backoff.reset();
+                    }
+                    Next::Acked(Err(error)) => failure = Some(error.to_string()),
+                }
+            }
+            if let Some(error) = failure {
+                // Everything unacknowledged is sent again, in order; JetStream
+                // drops the copies it already holds (Nats-Msg-Id).
+                in_flight.clear();
+                if !open {
+                    tracing::warn!(%error, published_through, "stopping with events unpublished; the next start republishes them");
+                    return Ok(published_through);
+                }
+                tracing::warn!(%error, published_through, "publishing committed events failed; retrying");
+                tokio::time::sleep(backoff.next()).await;
             }
         }
-        if let Some(reply_to) = reply_to
-            && async_nats::Subject::from(reply_to.as_str()).is_valid()
-        {
-            let body = serde_json::to_vec(&answer).expect("serializable");
-            if let Err(error) = client.publish(reply_to, body.into()).await {
-                tracing::warn!(%error, stream_sequence, "receipt not sent");
+    }
+
+    /// Durable and published: receipts, rejection notices and acks of a
+    /// batch, or a checkpoint's publication and file.
+    async fn answer(&self, item: Outgoing) {
+        match item {
+            Outgoing::Batch(decided) => {
+                for Answer { message, receipt, notice, terminate } in decided.answers {
+                    let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    // Notices, receipts and acks are at least once: if one is
+                    // lost the input is redelivered and answered again with its
+                    // original outcome.
+                    if let Some(notice) = notice {
+                        let body = serde_json::to_vec(&notice).expect("serializable");
+                        if let Err(error) = self.client.publish(self.rejections.clone(), body.into()).await {
+                            tracing::warn!(%error, stream_sequence, "rejection notice not sent");
+                        }
+                    }
+                    let reply_to = message.headers.as_ref().and_then(|h| h.get(REPLY_TO_HEADER)).map(|v| v.as_str().to_owned());
+                    if let Some(reply_to) = reply_to
+                        && async_nats::Subject::from(reply_to.as_str()).is_valid()
+                    {
+                        let body = serde_json::to_vec(&receipt).expect("serializable");
+                        if let Err(error) = self.client.publish(reply_to, body.into()).await {
+                            tracing::warn!(%error, stream_sequence, "receipt not sent");
+                        }
+                    }
+                    let acked = if terminate { message.ack_with(AckKind::Term).await } else { message.ack().await };
+                    if let Err(error) = acked {
+                        // The input is durable in the log: a redelivery gets the original outcome.
+                        tracing::warn!(%error, stream_sequence, "ack failed");
+                    }
+                }
+            }
+            Outgoing::Checkpoint(checkpoint) => {
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("{}:checkpoint:{}", checkpoint.origin, checkpoint.size).as_str());
+                match self.js.publish_with_headers(CHECKPOINTS_SUBJECT, headers, checkpoint.text.clone().into()).await {
+                    Ok(ack) => {
+                        if let Err(error) = ack.await {
+                            tracing::warn!(%error, size = checkpoint.size, "checkpoint not stored on LEDGER_EVENTS; it is in the log");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, size = checkpoint.size, "checkpoint not published; it is in the log"),
+                }
+                if let Some(file) = &checkpoint.file {
+                    let temporary = file.with_extension("tmp");
+                    let written =
+                        std::fs::write(&temporary, checkpoint.text.as_str()).and_then(|()| std::fs::rename(&temporary, file));
+                    if let Err(error) = written {
+                        tracing::warn!(%error, file = %file.display(), "checkpoint file not written; it is in the log");
+                    }
+                }
             }
         }
-        let acked = if terminate { message.ack_with(AckKind::Term).await } else { message.ack().await };
-        if let Err(error) = acked {
-            // The input is durable in the log: a redelivery gets the original outcome.
-            tracing::warn!(%error, stream_sequence, "ack failed");
-        }
     }
-    if let Err(error) = client.flush().await {
-        tracing::warn!(%error, "flush after acks");
-    }
-    Ok(head)
 }
 
 fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: &jetstream::Message) -> Fate {
@@ -873,21 +1151,21 @@ async fn publish_sequences(
     Ok(sequences.len() as u64)
 }
 
-/// Signs, stores, publishes and writes a checkpoint of the whole log when
+/// Signs and stores in the log a checkpoint of the whole log when
 /// `every_records` records or `every` time have passed since the last one
-/// (and there is something new). Returns the newest checkpointed size.
-async fn maybe_checkpoint(
+/// (and there is something new); the publisher publishes it and writes its
+/// file once the records it covers are on `LEDGER_EVENTS`.
+fn maybe_checkpoint(
     config: &CheckpointConfig,
-    js: &jetstream::Context,
     ledger: &Ledger,
-    checkpointed: u64,
+    checkpointed: &mut u64,
     last_at: &mut Instant,
-) -> Result<u64, ServiceError> {
+) -> Result<Option<SignedCheckpoint>, ServiceError> {
     let head = ledger.log().head();
-    let due = head.sequence >= checkpointed + config.every_records
-        || (head.sequence > checkpointed && last_at.elapsed() >= config.every);
+    let due = head.sequence >= *checkpointed + config.every_records
+        || (head.sequence > *checkpointed && last_at.elapsed() >= config.every);
     if !due {
-        return Ok(checkpointed);
+        return Ok(None);
     }
     let root = ledger.log().merkle_root(head.sequence).map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
     let checkpoint = grantledger_proof::Checkpoint {
@@ -903,25 +1181,14 @@ async fn maybe_checkpoint(
         .store_checkpoint(head.sequence, signed.as_str())
         .map_err(|e| ServiceError::Checkpoint(e.to_string()))?;
     *last_at = Instant::now();
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{}:checkpoint:{}", checkpoint.origin, head.sequence).as_str());
-    match js.publish_with_headers(CHECKPOINTS_SUBJECT, headers, signed.as_str().to_owned().into()).await {
-        Ok(ack) => {
-            if let Err(error) = ack.await {
-                tracing::warn!(%error, size = head.sequence, "checkpoint not stored on LEDGER_EVENTS; it is in the log");
-            }
-        }
-        Err(error) => tracing::warn!(%error, size = head.sequence, "checkpoint not published; it is in the log"),
-    }
-    if let Some(file) = &config.file {
-        let temporary = file.with_extension("tmp");
-        let written = std::fs::write(&temporary, signed.as_str()).and_then(|()| std::fs::rename(&temporary, file));
-        if let Err(error) = written {
-            tracing::warn!(%error, file = %file.display(), "checkpoint file not written; it is in the log");
-        }
-    }
+    *checkpointed = head.sequence;
     tracing::info!(size = head.sequence, "checkpoint signed");
-    Ok(head.sequence)
+    Ok(Some(SignedCheckpoint {
+        size: head.sequence,
+        origin: checkpoint.origin,
+        text: signed.as_str().to_owned(),
+        file: config.file.clone(),
+    }))
 }
 
 /// The most records one backfill reply carries.
@@ -1006,14 +1273,8 @@ async fn publish_record(
     tenant: &str,
     record: &grantledger_log::Record,
 ) -> Result<jetstream::context::PublishAckFuture, ServiceError> {
-    let sequence = record.header.sequence;
-    let committed = grantledger_ledger::committed(record)?;
-    let subject = ledger_events_subject(tenant, committed.envelope.event.kind().name()).map_err(nats)?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event_msg_id(tenant, sequence).as_str());
-    headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
-    let body = serde_json::to_vec(&committed).expect("serializable");
-    js.publish_with_headers(subject, headers, body.into()).await.map_err(nats)
+    let prepared = prepare(tenant, &grantledger_ledger::committed(record)?)?;
+    js.send_publish(prepared.subject, prepared.message).await.map_err(nats)
 }
 
 /// What `LEDGER_EVENTS` holds of a tenant's log.
