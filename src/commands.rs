@@ -21,11 +21,20 @@ const SIMULATION_START: Timestamp = Timestamp(1_767_225_600_000); // 2026-01-01T
 /// ledger times and so the bytes of the log.
 const SIMULATION_BATCH_INPUTS: usize = 256;
 
+/// A policy set for `simulate` to publish after the catalog.
+pub struct SimulatePolicy<'a> {
+    /// The Cedar policies.
+    pub policies: &'a Path,
+    /// The exception rules, if any.
+    pub exceptions: Option<&'a Path>,
+}
+
 pub fn simulate(
     data: &Path,
     requests: u64,
     seed: u64,
     catalog_path: Option<&Path>,
+    policy: Option<SimulatePolicy<'_>>,
     tenant: &str,
     json: bool,
 ) -> Result<(), Failure> {
@@ -42,6 +51,19 @@ pub fn simulate(
     // writes nothing.
     let catalog =
         Catalog::parse(&catalog_text).map_err(|error| anyhow!("catalog `{catalog_name}`: {error}"))?;
+    let policy_texts = match &policy {
+        None => None,
+        Some(policy) => {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
+            };
+            let policy_text = read(policy.policies)?;
+            let exceptions_text = policy.exceptions.map(read).transpose()?;
+            grantledger_ledger::build_engine(catalog.clone(), &policy_text, exceptions_text.as_deref())
+                .map_err(|error| anyhow!("policy `{}` refused: {error}", policy.policies.display()))?;
+            Some((policy_text, exceptions_text))
+        }
+    };
     refuse_non_empty(data)?;
 
     let mut ledger = Ledger::create(data, tenant, LogOptions::default())
@@ -60,6 +82,20 @@ pub fn simulate(
         })
         .map_err(|rejection| anyhow!("the catalog was refused: {rejection}"))?;
     count_events(&mut events_by_kind, &staged.events);
+    if let Some((policy_text, exceptions_text)) = policy_texts.clone() {
+        let staged = batch
+            .stage(Input {
+                command: Command::PublishPolicy {
+                    policy_text,
+                    exceptions_text,
+                    published_by: PrincipalId::new("policy-admin").expect("a valid id"),
+                },
+                producer: "simulator".into(),
+                causation: Causation::Input(format!("sim-{seed}-policy")),
+            })
+            .map_err(|rejection| anyhow!("the policy set was refused: {rejection}"))?;
+        count_events(&mut events_by_kind, &staged.events);
+    }
     batch.commit().map_err(anyhow::Error::from)?;
 
     let bar = progress::bar(requests, "requests");
@@ -70,7 +106,10 @@ pub fn simulate(
         let mut batch = ledger.begin(now).map_err(anyhow::Error::from)?;
         let mut next_now = batch.time();
         while batch.len() < SIMULATION_BATCH_INPUTS && submitted < requests {
-            let (command, after) = workload.next(batch.state(), batch.time());
+            let (mut command, after) = workload.next(batch.state(), batch.time());
+            if policy_texts.is_some() {
+                simulated_context(&mut command);
+            }
             next_now = next_now.max(after);
             let is_submit = matches!(command, Command::Submit(_));
             inputs += 1;
@@ -121,6 +160,56 @@ pub fn simulate(
         }
     }
     Ok(())
+}
+
+/// With a policy set in force, the situation a request is made in matters:
+/// a deterministic context (device, window, on-call, change record, risk
+/// score, workload identity, task) and groups, drawn from the request id's
+/// hash so the workload's own stream is unchanged.
+fn simulated_context(command: &mut Command) {
+    let Command::Submit(request) = command else { return };
+    let hash = blake3::hash(request.request_id.as_str().as_bytes());
+    let bytes = hash.as_bytes();
+    let bit = |n: usize| bytes[0] >> n & 1 == 1;
+    let context = &mut request.context;
+    context.insert("in_maintenance_window".into(), bit(0).into());
+    context.insert("device_managed".into(), (bytes[1] % 4 != 0).into());
+    context.insert("on_call".into(), bit(2).into());
+    if bit(3) {
+        context.insert("change_record".into(), format!("CHG-{}", bytes[2]).into());
+    }
+    if bit(4) {
+        context.insert("risk_score".into(), (bytes[3] % 101).into());
+    }
+    match request.principal.kind {
+        grantledger_events::PrincipalKind::Workload if bit(5) => {
+            let trust_domain = if bytes[4] % 8 == 0 { "elsewhere.example" } else { "acme.internal" };
+            context.insert(
+                "workload_identity".into(),
+                json!({
+                    "issuer": format!("https://{trust_domain}"),
+                    "subject": format!("spiffe://{trust_domain}/{}", request.principal.id.as_str()),
+                    "audience": ["grantledger"],
+                    "spiffe_id": format!("spiffe://{trust_domain}/{}", request.principal.id.as_str()),
+                    "trust_domain": trust_domain,
+                }),
+            );
+        }
+        grantledger_events::PrincipalKind::Agent if bit(6) => {
+            let mut task = json!({"id": format!("task-{}", bytes[5]), "purpose": "simulated task"});
+            if bit(7) {
+                task["tool"] = "git".into();
+            }
+            context.insert("task".into(), task);
+        }
+        _ => {}
+    }
+    request.groups = match bytes[6] % 4 {
+        0 => vec![],
+        1 => vec!["engineering".into()],
+        2 => vec!["engineering".into(), "sre".into()],
+        _ => vec!["payments".into()],
+    };
 }
 
 fn count_events(counts: &mut BTreeMap<&'static str, u64>, events: &[grantledger_events::Event]) {
@@ -264,6 +353,77 @@ pub fn replay(data: &Path, to: Option<u64>, json: bool) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `replay --recheck`: every recorded decision evaluated again with the
+/// policy set and catalog in force at its sequence number. Exit 1 naming
+/// every decision that comes out differently (or the record where the
+/// replay had to stop).
+pub fn recheck(data: &Path, json: bool) -> Result<(), Failure> {
+    let log = open_read_only(data)?;
+    let bar = progress::bar(log.head().sequence, "records");
+    let report = grantledger_ledger::recheck(&log, |sequence| {
+        if sequence % 4096 == 0 {
+            bar.set_position(sequence);
+        }
+    })
+    .map_err(anyhow::Error::from)?;
+    bar.finish_and_clear();
+    let ok = report.differences.is_empty() && report.broken.is_none();
+    let sequences: Vec<u64> = report.differences.iter().map(|d| d.sequence).collect();
+    if json {
+        let differences: Vec<_> = report
+            .differences
+            .iter()
+            .map(|d| {
+                json!({
+                    "sequence": d.sequence,
+                    "request_id": d.request_id.as_str(),
+                    "recorded": serde_json::from_str::<serde_json::Value>(&d.recorded).unwrap_or(d.recorded.clone().into()),
+                    "rechecked": serde_json::from_str::<serde_json::Value>(&d.rechecked).unwrap_or(d.rechecked.clone().into()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ok": ok,
+                "records": report.records,
+                "decisions_by_policy": report.by_policy,
+                "decisions_by_catalog": report.by_catalog,
+                "differences": differences,
+                "broken": report.broken.as_ref().map(ToString::to_string),
+            })
+        );
+    } else {
+        println!(
+            "rechecked {} records: {} decisions by the policy engine, {} by the catalog rules",
+            report.records, report.by_policy, report.by_catalog
+        );
+    }
+    for difference in &report.differences {
+        eprintln!(
+            "decision at sequence `{}` (request `{}`) differs: recorded {}, re-evaluated {}",
+            difference.sequence, difference.request_id, difference.recorded, difference.rechecked
+        );
+    }
+    if let Some(error) = &report.broken {
+        eprintln!("recheck stopped: {error}");
+    }
+    if ok {
+        if !json {
+            println!("ok: every decision reproduces");
+        }
+        return Ok(());
+    }
+    if !sequences.is_empty() {
+        eprintln!(
+            "recheck failed: {} decisions differ, at sequences {}",
+            sequences.len(),
+            sequences.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Err(Failure::Damaged)
 }
 
 pub fn show(data: &Path, from: u64, limit: u64) -> Result<(), Failure> {

@@ -113,6 +113,14 @@ enum Commands {
         /// Catalog of entitlements (TOML); the built-in example when absent.
         #[arg(long, value_name = "FILE")]
         catalog: Option<PathBuf>,
+        /// Cedar policies to publish after the catalog: requests are then
+        /// decided by the policy engine, each with a simulated context.
+        /// Refused, with Cedar's message, when they do not validate.
+        #[arg(long, value_name = "FILE")]
+        policies: Option<PathBuf>,
+        /// Exception rules (TOML) published with `--policies`.
+        #[arg(long, value_name = "FILE", requires = "policies")]
+        exceptions: Option<PathBuf>,
         /// The tenant (partition) the log belongs to.
         #[arg(long, value_name = "T", default_value = "acme")]
         tenant: String,
@@ -172,6 +180,11 @@ enum Commands {
         /// the head, one per projection.
         #[arg(long)]
         json: bool,
+        /// Evaluate every recorded decision again with the policy set and
+        /// catalog in force at its sequence number; exit 1 naming every
+        /// sequence whose decision comes out differently.
+        #[arg(long, conflicts_with_all = ["to", "projector"])]
+        recheck: bool,
     },
     /// Who had access, and why: whether PRINCIPAL could act on RESOURCE at
     /// time T, with each grant's evidence chain (request, decision and its
@@ -304,8 +317,11 @@ impl From<anyhow::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Commands::Simulate { data, requests, seed, catalog, tenant, json } => {
-            commands::simulate(&data, requests, seed, catalog.as_deref(), &tenant, json)
+        Commands::Simulate { data, requests, seed, catalog, policies, exceptions, tenant, json } => {
+            let policy = policies
+                .as_deref()
+                .map(|policies| commands::SimulatePolicy { policies, exceptions: exceptions.as_deref() });
+            commands::simulate(&data, requests, seed, catalog.as_deref(), policy, &tenant, json)
         }
         Commands::Ledger {
             data,
@@ -340,10 +356,13 @@ fn main() -> ExitCode {
         Commands::Project(args) => project_cli::run(args),
         Commands::Checkpoint { data, key, out } => evidence::checkpoint(&data, &key, out.as_deref()),
         Commands::Evidence { data, grant, checkpoint } => evidence::evidence(&data, &grant, checkpoint.as_deref()),
-        Commands::Replay { data, to: _, projector: Some(name), store, json } => {
+        Commands::Replay { data, recheck: true, json, .. } => commands::recheck(&data, json),
+        Commands::Replay { data, to: _, projector: Some(name), store, json, recheck: false } => {
             projections_cli::replay_projector(&data, &name, store.as_deref(), json)
         }
-        Commands::Replay { data, to, projector: None, store: _, json } => commands::replay(&data, to, json),
+        Commands::Replay { data, to, projector: None, store: _, json, recheck: false } => {
+            commands::replay(&data, to, json)
+        }
         Commands::Why { data: Some(data), principal, resource, at, json, bundle, .. } => {
             projections_cli::why(&data, &principal, &resource, &at, json, bundle)
         }

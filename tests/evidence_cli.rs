@@ -39,14 +39,16 @@ fn copy_log(source: &Path, target: &Path, keep: u64, rewrite: Option<u64>) {
             envelope.producer = "someone-else".into();
             body = encode_body(&envelope);
         }
-        records.push((record.header.time_ms, record.header.kind, body));
+        records.push((record.header.version, record.header.time_ms, record.header.kind, body));
     }
     for chunk in records.chunks(256) {
         let batch: Vec<NewRecord<'_>> = chunk
             .iter()
-            .map(|(time_ms, kind, body)| NewRecord { time_ms: *time_ms, kind: *kind, body, index: IndexKeys::default() })
+            .map(|(_, time_ms, kind, body)| NewRecord { time_ms: *time_ms, kind: *kind, body, index: IndexKeys::default() })
             .collect();
-        to.append_batch(&batch).unwrap();
+        // The copy keeps each record's codec version (every record of a
+        // simulated log has the same one).
+        to.append_batch_versioned(chunk[0].0, &batch).unwrap();
     }
 }
 

@@ -6,11 +6,17 @@
 //! If a change to the format is intended, regenerate with
 //! `UPDATE_GOLDEN=1 cargo test --test golden`, bump the codec or record
 //! version, and say so in the commit.
+//!
+//! - `records.json`: a grant's chain in the current codec (header version 2).
+//! - `records-policy.json`: a policy set published and a decision of the
+//!   policy engine citing it, in the current codec.
+//! - `records-v1.json`: the chain as codec 1 wrote it, frozen: old logs must
+//!   keep decoding (their decisions read as `basis: catalog`).
 
 use std::path::PathBuf;
 
 use grantledger_events::*;
-use grantledger_log::{GENESIS_PARENT, RecordHeader, VERSION_CURRENT};
+use grantledger_log::{GENESIS_PARENT, RecordHeader};
 use serde_json::{Value, json};
 
 fn id<T>(make: fn(String) -> Result<T, IdError>, text: &str) -> T {
@@ -57,6 +63,7 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
                     entitlement: id(EntitlementId::new, "db-read"),
                     catalog_hash: "00".repeat(32),
                     ttl_granted_ms: 3_600_000,
+                    basis: DecisionBasis::Catalog,
                 }),
             ),
         ),
@@ -97,13 +104,65 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-fn generate() -> Value {
+fn policy_envelopes() -> Vec<(&'static str, Envelope)> {
+    let tenant = id(TenantId::new, "acme");
+    let policy_text = "@id(\"routine-reads\")\npermit (principal, action == Action::\"request\", resource in Entitlement::\"db-read\");\n";
+    let hash = policy_hash(policy_text, None);
+    let request = id(RequestId::new, "req-0002");
+    vec![
+        (
+            "policy_published",
+            Envelope {
+                tenant: tenant.clone(),
+                producer: "cli".into(),
+                correlation: id(RequestId::new, &format!("policy:{}", &hash[..16])),
+                causation: Causation::Input("publish-1".into()),
+                event: Event::PolicyPublished(PolicyPublished {
+                    policy_hash: hash.clone(),
+                    policy_text: policy_text.into(),
+                    exceptions_text: None,
+                    published_by: id(PrincipalId::new, "policy-admin"),
+                }),
+            },
+        ),
+        (
+            "decision_recorded_by_policy",
+            Envelope {
+                tenant,
+                producer: "portal".into(),
+                correlation: request.clone(),
+                causation: Causation::Input("msg-2".into()),
+                event: Event::DecisionRecorded(DecisionRecorded {
+                    request_id: request,
+                    outcome: DecisionOutcome::Allow,
+                    reasons: vec!["auto_approved".into()],
+                    entitlement: id(EntitlementId::new, "db-read"),
+                    catalog_hash: "00".repeat(32),
+                    ttl_granted_ms: 3_600_000,
+                    basis: DecisionBasis::Policy(PolicyBasis {
+                        policy_hash: hash,
+                        determining_policies: vec!["routine-reads".into()],
+                        no_permit_matched: false,
+                        exception: false,
+                        cedar_version: "4.14.1".into(),
+                        evaluated: vec![
+                            EvaluatedValue { name: "context.device_managed".into(), value_json: "true".into() },
+                            EvaluatedValue { name: "principal.groups".into(), value_json: "[\"dba\"]".into() },
+                        ],
+                    }),
+                }),
+            },
+        ),
+    ]
+}
+
+fn generate(envelopes: Vec<(&'static str, Envelope)>) -> Value {
     let mut parent = GENESIS_PARENT;
     let mut vectors = Vec::new();
-    for (index, (name, envelope)) in envelopes().into_iter().enumerate() {
+    for (index, (name, envelope)) in envelopes.into_iter().enumerate() {
         let body = encode_body(&envelope);
         let mut header = RecordHeader {
-            version: VERSION_CURRENT,
+            version: CODEC_VERSION,
             sequence: index as u64 + 1,
             time_ms: 1_767_225_600_000 + index as i64,
             kind: envelope.event.kind().code(),
@@ -128,42 +187,78 @@ fn generate() -> Value {
     })
 }
 
-#[test]
-fn golden_vectors_match() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden/records.json");
-    let generated =
-        serde_json::to_string_pretty(&grantledger_events::schema::sorted_keys(generate())).unwrap() + "\n";
+fn check_generated(file: &str, generated: Value) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden").join(file);
+    let generated = serde_json::to_string_pretty(&grantledger_events::schema::sorted_keys(generated)).unwrap() + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();
     }
-    let stored = std::fs::read_to_string(&path).expect("schemas/golden/records.json exists");
+    let stored = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("schemas/golden/{file} exists"));
     // Compared as JSON values: whether serde_json keeps key order depends on
     // which crates of the workspace enable its `preserve_order` feature, and
     // that is no change of the vectors.
     let stored: serde_json::Value = serde_json::from_str(&stored).expect("the golden file is JSON");
     let generated: serde_json::Value = serde_json::from_str(&generated).expect("JSON");
-    assert_eq!(stored, generated, "the body codec or the record hash changed");
+    assert_eq!(stored, generated, "{file}: the body codec or the record hash changed");
+}
+
+#[test]
+fn golden_vectors_match() {
+    check_generated("records.json", generate(envelopes()));
+    check_generated("records-policy.json", generate(policy_envelopes()));
+}
+
+/// Checks a stored golden file: every body decodes with today's code to the
+/// envelope written beside it (after `adjust`), and the chain links.
+fn check_stored(file: &str, version: u8, adjust: impl Fn(&mut Value)) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden").join(file);
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(stored["codec_version"], json!(version), "{file}");
+    let mut parent = GENESIS_PARENT;
+    for vector in stored["records"].as_array().unwrap() {
+        let body = hex::decode(vector["body_hex"].as_str().unwrap()).unwrap();
+        let header_bytes: [u8; 87] =
+            hex::decode(vector["header_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let header = RecordHeader::decode(&header_bytes);
+        assert_eq!(header.version, version, "{file} {}: header version", vector["name"]);
+        let envelope = decode_body(header.version, &body).unwrap();
+        let mut expected = vector["envelope"].clone();
+        adjust(&mut expected);
+        let expected: Envelope = serde_json::from_value(expected).unwrap();
+        assert_eq!(envelope, expected, "{file} {}", vector["name"]);
+        assert_eq!(header.parent, parent, "{file} {}: chain link", vector["name"]);
+        assert_eq!(header.compute_hash(&body), header.hash, "{file} {}: record hash", vector["name"]);
+        assert_eq!(hex::encode(header.hash), vector["record_hash"].as_str().unwrap());
+        parent = header.hash;
+    }
 }
 
 #[test]
 fn golden_bodies_decode_to_their_envelopes() {
-    // Read the stored file, not the generated one: the bytes on record must
+    // Read the stored files, not the generated ones: the bytes on record must
     // decode with today's code to exactly the envelope written beside them.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden/records.json");
+    check_stored("records.json", CODEC_VERSION, |_| {});
+    check_stored("records-policy.json", CODEC_VERSION, |_| {});
+}
+
+#[test]
+fn codec_1_records_still_decode_and_their_decisions_read_as_catalog_decisions() {
+    check_stored("records-v1.json", CODEC_VERSION_1, |envelope| {
+        if let Some(decision) = envelope["event"].get_mut("decision_recorded") {
+            decision["basis"] = json!("catalog");
+        }
+    });
+    // And the old bytes are not readable as the new layout: the header
+    // version is what tells them apart.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden/records-v1.json");
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut parent = GENESIS_PARENT;
-    for vector in stored["records"].as_array().unwrap() {
-        let body = hex::decode(vector["body_hex"].as_str().unwrap()).unwrap();
-        let envelope = decode_body(CODEC_VERSION, &body).unwrap();
-        let expected: Envelope = serde_json::from_value(vector["envelope"].clone()).unwrap();
-        assert_eq!(envelope, expected, "{}", vector["name"]);
-        let header_bytes: [u8; 87] =
-            hex::decode(vector["header_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
-        let header = RecordHeader::decode(&header_bytes);
-        assert_eq!(header.parent, parent, "{}: chain link", vector["name"]);
-        assert_eq!(header.compute_hash(&body), header.hash, "{}: record hash", vector["name"]);
-        assert_eq!(hex::encode(header.hash), vector["record_hash"].as_str().unwrap());
-        parent = header.hash;
-    }
+    let decision = stored["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|vector| vector["name"] == "decision_recorded")
+        .unwrap();
+    let body = hex::decode(decision["body_hex"].as_str().unwrap()).unwrap();
+    assert!(decode_body(CODEC_VERSION, &body).is_err());
 }

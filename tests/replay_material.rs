@@ -19,6 +19,13 @@ fn the_checked_in_log_checkpoint_and_bundles_verify() {
 
     let out = grantledger(&["replay", "--data", &path("log"), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Written in codec 1, before the policy engine: every decision is the
+    // catalog's and re-runs to the same answer.
+    let out = grantledger(&["replay", "--data", &path("log"), "--recheck", "--json"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["decisions_by_policy"], 0, "{report}");
+    assert!(report["decisions_by_catalog"].as_u64().unwrap() > 0, "{report}");
 
     let mut bundles = 0;
     for entry in std::fs::read_dir(replay.join("bundles")).unwrap() {

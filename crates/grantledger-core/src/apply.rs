@@ -11,8 +11,11 @@ use grantledger_events::{
 };
 
 use crate::catalog::Catalog;
+use grantledger_events::{DecisionBasis, PolicyPublished, policy_hash};
+
 use crate::policy::{
-    BreakGlassInput, PolicyInput, check_break_glass, evaluate, is_present, normalize_actions,
+    BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
+    evaluate, is_present, normalize_actions,
 };
 use crate::rejection::Rejection;
 use crate::state::{Approval, Asked, Grant, Holder, Name, Revocation, Stage, State, Terms};
@@ -75,6 +78,8 @@ pub enum ApplyErrorKind {
     ApproverNotInGroup,
     /// A second approval by the same approver.
     ApproverNotDistinct,
+    /// An approval after the request expired (the entry's request TTL).
+    ApprovalAfterRequestExpired,
     /// A grant with no decision that allowed it.
     GrantWithoutAllowingDecision,
     /// A grant before enough distinct approvals.
@@ -115,11 +120,17 @@ pub enum ApplyErrorKind {
     /// A review of a grant that owes none, a second review, or a review by
     /// the holder.
     ReviewNotAllowed,
+    /// A published policy set's hash is not `policy_hash` of its texts.
+    PolicyHashMismatch,
+    /// A decision made under another policy set than the one in force, a
+    /// catalog-only decision while a policy set is in force, or a policy
+    /// decision while none is.
+    DecisionPolicyNotInForce,
 }
 
 impl ApplyErrorKind {
     /// Every kind.
-    pub const ALL: [ApplyErrorKind; 30] = [
+    pub const ALL: [ApplyErrorKind; 33] = [
         ApplyErrorKind::TimeWentBack,
         ApplyErrorKind::CatalogInvalid,
         ApplyErrorKind::CatalogHashMismatch,
@@ -133,6 +144,7 @@ impl ApplyErrorKind {
         ApplyErrorKind::SelfApproval,
         ApplyErrorKind::ApproverNotInGroup,
         ApplyErrorKind::ApproverNotDistinct,
+        ApplyErrorKind::ApprovalAfterRequestExpired,
         ApplyErrorKind::GrantWithoutAllowingDecision,
         ApplyErrorKind::GrantWithoutEnoughApprovals,
         ApplyErrorKind::GrantDuplicated,
@@ -150,6 +162,8 @@ impl ApplyErrorKind {
         ApplyErrorKind::RevocationAlreadyConfirmed,
         ApplyErrorKind::BreakGlassBreaksPolicy,
         ApplyErrorKind::ReviewNotAllowed,
+        ApplyErrorKind::PolicyHashMismatch,
+        ApplyErrorKind::DecisionPolicyNotInForce,
     ];
 
     /// A stable snake_case code.
@@ -168,6 +182,7 @@ impl ApplyErrorKind {
             ApplyErrorKind::SelfApproval => "self_approval",
             ApplyErrorKind::ApproverNotInGroup => "approver_not_in_group",
             ApplyErrorKind::ApproverNotDistinct => "approver_not_distinct",
+            ApplyErrorKind::ApprovalAfterRequestExpired => "approval_after_request_expired",
             ApplyErrorKind::GrantWithoutAllowingDecision => "grant_without_allowing_decision",
             ApplyErrorKind::GrantWithoutEnoughApprovals => "grant_without_enough_approvals",
             ApplyErrorKind::GrantDuplicated => "grant_duplicated",
@@ -185,6 +200,8 @@ impl ApplyErrorKind {
             ApplyErrorKind::RevocationAlreadyConfirmed => "revocation_already_confirmed",
             ApplyErrorKind::BreakGlassBreaksPolicy => "break_glass_breaks_policy",
             ApplyErrorKind::ReviewNotAllowed => "review_not_allowed",
+            ApplyErrorKind::PolicyHashMismatch => "policy_hash_mismatch",
+            ApplyErrorKind::DecisionPolicyNotInForce => "decision_policy_not_in_force",
         }
     }
 }
@@ -211,8 +228,8 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
     let result = match event {
         Event::CatalogPublished(e) => apply_catalog(state, e),
         Event::RequestSubmitted(e) => apply_request(state, e),
-        Event::DecisionRecorded(e) => apply_decision(state, e),
-        Event::ApprovalRecorded(e) => apply_approval(state, e),
+        Event::DecisionRecorded(e) => apply_decision(state, e, at),
+        Event::ApprovalRecorded(e) => apply_approval(state, e, at),
         Event::GrantIssued(e) => apply_grant(state, e, at),
         Event::GrantExtended(e) => apply_extension(state, e, at),
         Event::GrantRevoked(e) => apply_revocation(state, e, at),
@@ -220,6 +237,7 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
         Event::RevocationFailed(e) => apply_failure(state, &e.grant_id),
         Event::BreakGlassInvoked(e) => apply_break_glass(state, e),
         Event::ReviewRecorded(e) => apply_review(state, e),
+        Event::PolicyPublished(e) => apply_policy(state, e),
     };
     result.map_err(|(error_kind, detail)| fail(error_kind, detail))?;
     state.core.time_last = Some(at);
@@ -238,6 +256,7 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         Rejection::RequesterMayNotApprove { .. } => ApplyErrorKind::SelfApproval,
         Rejection::ApproverNotInGroup { .. } => ApplyErrorKind::ApproverNotInGroup,
         Rejection::ApproverAlreadyApproved { .. } => ApplyErrorKind::ApproverNotDistinct,
+        Rejection::RequestExpired { .. } => ApplyErrorKind::ApprovalAfterRequestExpired,
         Rejection::GrantUnknown { .. } => ApplyErrorKind::GrantUnknown,
         Rejection::GrantNotActive { .. } => ApplyErrorKind::GrantNotActive,
         Rejection::GrantNotYetExpired { .. } => ApplyErrorKind::ExpiredBeforeExpiresAt,
@@ -254,6 +273,13 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         // INVARIANT: apply only calls the shared checks above, which return
         // none of these.
         Rejection::CatalogInvalid(_)
+        | Rejection::PolicyInvalid { .. }
+        | Rejection::IdentityRejected { .. }
+        | Rejection::PolicyAlreadyInForce { .. }
+        | Rejection::PolicyNotValidated { .. }
+        | Rejection::PolicyDecisionMissing { .. }
+        | Rejection::PolicyInputInvalid { .. }
+        | Rejection::PolicyDecisionRefused { .. }
         | Rejection::CatalogAlreadyInForce { .. }
         | Rejection::InputExceedsBound { .. }
         | Rejection::ReasonNotAllowedHere { .. }
@@ -287,6 +313,35 @@ fn apply_catalog(state: &mut State, e: &CatalogPublished) -> Result<(), Refusal>
     state.core.catalog_hash = Some(catalog.hash().to_string());
     state.catalog = Some(Arc::new(catalog));
     state.core.counts.catalogs_published += 1;
+    Ok(())
+}
+
+/// A policy set comes into force. The core checks its hash and that a
+/// catalog is in force; that the Cedar text parses and validates against
+/// the catalog is checked by whoever holds the engine (the ledger, on
+/// publishing and on every replay).
+fn apply_policy(state: &mut State, e: &PolicyPublished) -> Result<(), Refusal> {
+    if state.catalog.is_none() {
+        return Err((
+            ApplyErrorKind::NoCatalogInForce,
+            format!(
+                "policy `{}` was published before any catalog",
+                e.policy_hash
+            ),
+        ));
+    }
+    let hash = policy_hash(&e.policy_text, e.exceptions_text.as_deref());
+    if hash != e.policy_hash {
+        return Err((
+            ApplyErrorKind::PolicyHashMismatch,
+            format!(
+                "recorded hash `{}`, the texts hash to `{hash}`",
+                e.policy_hash
+            ),
+        ));
+    }
+    state.core.policy_hash = Some(hash);
+    state.policy = Some(Arc::new(e.clone()));
     Ok(())
 }
 
@@ -342,7 +397,7 @@ fn apply_request(state: &mut State, e: &RequestSubmitted) -> Result<(), Refusal>
     Ok(())
 }
 
-fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal> {
+fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Result<(), Refusal> {
     let request_id = e.request_id.as_str();
     let Some(slot) = state.slot(request_id) else {
         return Err((
@@ -381,40 +436,88 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal
             ),
         ));
     }
-    // Re-run the policy on what was recorded: the decision must be exactly
-    // what the catalog in force gives.
-    let actions: Vec<&str> = asked.actions.iter().map(|action| action.as_ref()).collect();
-    let expected = evaluate(
-        catalog,
-        &PolicyInput {
-            kind: request.holder.kind,
-            principal: &request.holder.id,
-            owner: request.holder.owner.as_deref(),
-            entitlement: &asked.entitlement,
-            resource: &asked.resource,
-            actions: &actions,
-            ticket_present: asked.ticket_present,
-            justification_present: asked.justification_present,
-            ttl_requested_ms: asked.ttl_requested_ms,
-        },
-    );
-    if e.outcome != expected.outcome
-        || e.reasons != expected.reasons
-        || e.ttl_granted_ms != expected.ttl_granted_ms
-    {
-        return Err((
-            ApplyErrorKind::DecisionContradictsPolicy,
-            format!(
-                "decision on request `{request_id}` records `{:?}` {:?} with TTL `{}` ms, the catalog in force gives `{:?}` {:?} with TTL `{}` ms",
-                e.outcome,
-                e.reasons,
-                e.ttl_granted_ms,
-                expected.outcome,
-                expected.reasons,
-                expected.ttl_granted_ms
-            ),
-        ));
-    }
+    let terms = match (&e.basis, state.core.policy_hash.as_deref()) {
+        (DecisionBasis::Catalog, None) => {
+            // Re-run the policy on what was recorded: the decision must be
+            // exactly what the catalog in force gives.
+            let actions: Vec<&str> = asked.actions.iter().map(|action| action.as_ref()).collect();
+            let expected = evaluate(
+                catalog,
+                &PolicyInput {
+                    kind: request.holder.kind,
+                    principal: &request.holder.id,
+                    owner: request.holder.owner.as_deref(),
+                    entitlement: &asked.entitlement,
+                    resource: &asked.resource,
+                    actions: &actions,
+                    ticket_present: asked.ticket_present,
+                    justification_present: asked.justification_present,
+                    ttl_requested_ms: asked.ttl_requested_ms,
+                },
+            );
+            if e.outcome != expected.outcome
+                || e.reasons != expected.reasons
+                || e.ttl_granted_ms != expected.ttl_granted_ms
+            {
+                return Err((
+                    ApplyErrorKind::DecisionContradictsPolicy,
+                    format!(
+                        "decision on request `{request_id}` records `{:?}` {:?} with TTL `{}` ms, the catalog in force gives `{:?}` {:?} with TTL `{}` ms",
+                        e.outcome,
+                        e.reasons,
+                        e.ttl_granted_ms,
+                        expected.outcome,
+                        expected.reasons,
+                        expected.ttl_granted_ms
+                    ),
+                ));
+            }
+            expected.terms
+        }
+        (DecisionBasis::Policy(basis), Some(in_force)) if basis.policy_hash == in_force => {
+            // The core cannot re-run Cedar (`replay --recheck` does): it
+            // checks the decision is well formed and within the catalog.
+            let actions: Vec<&str> = asked.actions.iter().map(|action| action.as_ref()).collect();
+            check_engine_decision(
+                catalog,
+                &EngineDecisionInput {
+                    kind: request.holder.kind,
+                    entitlement: &asked.entitlement,
+                    resource: &asked.resource,
+                    actions: &actions,
+                    outcome: &e.outcome,
+                    reasons: &e.reasons,
+                    ttl_granted_ms: e.ttl_granted_ms,
+                    basis,
+                },
+            )
+            .map_err(|detail| {
+                (
+                    ApplyErrorKind::DecisionContradictsPolicy,
+                    format!("policy decision on request `{request_id}`: {detail}"),
+                )
+            })?
+        }
+        (basis, in_force) => {
+            let cited = match basis {
+                DecisionBasis::Catalog => "the catalog alone".to_string(),
+                DecisionBasis::Policy(basis) => format!("policy `{}`", basis.policy_hash),
+            };
+            return Err((
+                ApplyErrorKind::DecisionPolicyNotInForce,
+                format!(
+                    "decision on request `{request_id}` was made by {cited}; the policy in force is {}",
+                    in_force.map_or("none".to_string(), |hash| format!("`{hash}`"))
+                ),
+            ));
+        }
+    };
+
+    // A request waiting for approvers expires with the entry's request TTL.
+    let expires_at = catalog
+        .entitlement(&asked.entitlement)
+        .and_then(|entry| entry.request_ttl_ms)
+        .map(|ttl_ms| at.plus_ms(ttl_ms));
 
     // Every check passed.
     let group = match &e.outcome {
@@ -427,7 +530,7 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal
         unreachable!("checked above")
     };
     let counts = &mut core.counts;
-    match (&e.outcome, expected.terms, group) {
+    match (&e.outcome, terms, group) {
         (DecisionOutcome::Allow, Some(terms), _) => {
             request.stage = Stage::Allowed { asked, terms };
             counts.decisions_allowed += 1;
@@ -446,6 +549,7 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal
                     group,
                     approvals: Vec::new(),
                     terms,
+                    expires_at,
                 }),
             };
             counts.decisions_needing_approval += 1;
@@ -459,9 +563,9 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded) -> Result<(), Refusal
     Ok(())
 }
 
-fn apply_approval(state: &mut State, e: &ApprovalRecorded) -> Result<(), Refusal> {
+fn apply_approval(state: &mut State, e: &ApprovalRecorded, at: Timestamp) -> Result<(), Refusal> {
     let (slot, completes) = state
-        .check_approval(&e.request_id, &e.approver, e.verdict)
+        .check_approval(&e.request_id, &e.approver, e.verdict, at)
         .map_err(from_rejection)?;
     let approver = state.intern(e.approver.as_str());
     let request = &mut state.core.requests[slot as usize];

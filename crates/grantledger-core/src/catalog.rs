@@ -16,6 +16,7 @@
 //! approval = "auto"                         # "auto" | "deny" | { approvers = 2, group = "dba" }
 //! ticket_required = false                   # optional, default false
 //! break_glass_ttl_max_s = 900               # optional: break-glass eligible, with this cap
+//! request_ttl_s = 86400                     # optional: approvals after this long are refused
 //! risk_tier = "low"                         # optional: low | medium | high | critical
 //! ```
 //!
@@ -82,6 +83,9 @@ pub struct Entitlement {
     pub break_glass_ttl_max_ms: Option<i64>,
     /// The risk tier, for people and dashboards.
     pub risk_tier: Option<RiskTier>,
+    /// When set, a request waiting for approvers expires this long after its
+    /// decision: approvals that arrive later are refused. Unset: it waits.
+    pub request_ttl_ms: Option<i64>,
 }
 
 /// How a request for an entitlement is approved.
@@ -362,6 +366,8 @@ struct RawEntitlement {
     break_glass_ttl_max_s: Option<i64>,
     #[serde(default)]
     risk_tier: Option<String>,
+    #[serde(default)]
+    request_ttl_s: Option<i64>,
 }
 
 /// Turns toml's error into ours, keeping its message (which names the field
@@ -560,6 +566,11 @@ fn validate_entitlement(
         }
     };
 
+    let request_ttl_ms = raw
+        .request_ttl_s
+        .map(|value_s| validate_ttl_s(&id, "request_ttl_s", value_s))
+        .transpose()?;
+
     if raw.principal_kinds.is_empty() {
         return Err(CatalogError::new(
             CatalogErrorKind::PrincipalKindsEmpty,
@@ -614,6 +625,7 @@ fn validate_entitlement(
         ticket_required: raw.ticket_required,
         break_glass_ttl_max_ms,
         risk_tier,
+        request_ttl_ms,
     })
 }
 

@@ -9,6 +9,19 @@ use grantledger_events::{
 /// detail, ticket, worker name, error, reason, notes), in bytes.
 pub const TEXT_BYTES_MAX: usize = 4096;
 
+/// The most bytes a published policy set may hold (Cedar text and exception
+/// rules together): it is stored whole in one record.
+pub const POLICY_BYTES_MAX: usize = 512 * 1024;
+
+/// The longest identity token a request may carry, in bytes.
+pub const IDENTITY_TOKEN_BYTES_MAX: usize = 8 * 1024;
+
+/// The most groups a request may name for its principal.
+pub const GROUPS_PER_REQUEST_MAX: usize = 64;
+
+/// The most bytes a request's context may hold, as compact JSON.
+pub const CONTEXT_BYTES_MAX: usize = 16 * 1024;
+
 /// The most actions one request may name.
 pub const ACTIONS_PER_REQUEST_MAX: usize = 32;
 
@@ -26,6 +39,18 @@ pub enum Command {
     /// A principal asks for an entitlement. Always recorded with its
     /// decision, unless its request id was seen before.
     Submit(SubmitRequest),
+    /// Put a Cedar policy set (and exception rules) in force. The core
+    /// cannot parse Cedar: it records the texts only when the caller says
+    /// the policy engine validated them against the catalog in force
+    /// ([`EngineInput::PolicyValidated`](crate::EngineInput)).
+    PublishPolicy {
+        /// The Cedar policies, exactly as they will be hashed and stored.
+        policy_text: String,
+        /// The exception rules (TOML), if any.
+        exceptions_text: Option<String>,
+        /// Who publishes it.
+        published_by: PrincipalId,
+    },
     /// An approver approves a request waiting for approval.
     Approve {
         /// The request.
@@ -140,6 +165,7 @@ impl Command {
         match self {
             Command::PublishCatalog { .. } => "publish_catalog",
             Command::Submit(_) => "submit",
+            Command::PublishPolicy { .. } => "publish_policy",
             Command::Approve { .. } => "approve",
             Command::Deny { .. } => "deny",
             Command::Revoke { .. } => "revoke",

@@ -9,22 +9,100 @@ use grantledger_events::{
     RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest, Timestamp,
 };
 
+use grantledger_events::{DecisionBasis, PolicyBasis, PolicyPublished, policy_hash};
+
 use crate::catalog::{ACTION_BYTES_MAX, Catalog};
-use crate::command::{ACTIONS_PER_REQUEST_MAX, Command, TEXT_BYTES_MAX};
+use crate::command::{
+    ACTIONS_PER_REQUEST_MAX, CONTEXT_BYTES_MAX, Command, GROUPS_PER_REQUEST_MAX,
+    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX, TEXT_BYTES_MAX,
+};
 use crate::policy::{
-    BreakGlassInput, PolicyInput, check_break_glass, evaluate, is_present, normalize_actions,
+    BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
+    evaluate, is_present, normalize_actions,
 };
 use crate::rejection::Rejection;
 use crate::state::{Grant, Holder, Slot, Stage, State, Terms};
+
+/// What the policy engine (which lives outside the core: the core does not
+/// depend on Cedar) contributes to one command. The ledger computes it and
+/// hands it in; the core stays a pure function of its inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineInput {
+    /// Nothing: the catalog-only rules decide.
+    None,
+    /// The engine parsed and validated a policy set whose texts hash to
+    /// `policy_hash` against the catalog in force (for
+    /// [`Command::PublishPolicy`]).
+    PolicyValidated {
+        /// [`policy_hash`] of the texts validated.
+        policy_hash: String,
+    },
+    /// The engine's decision on a [`Command::Submit`], under the policy set
+    /// in force.
+    Decision(EngineDecision),
+}
+
+/// The policy engine's decision on one request, as the core records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineDecision {
+    /// Allow, needs approval, or deny.
+    pub outcome: DecisionOutcome,
+    /// Rule codes, sorted and distinct.
+    pub reasons: Vec<String>,
+    /// The TTL of the grant if issued; 0 for a deny.
+    pub ttl_granted_ms: i64,
+    /// The hash of the catalog the engine was built with.
+    pub catalog_hash: String,
+    /// The policy set, the determining policies, the evaluator and the
+    /// values it saw.
+    pub basis: PolicyBasis,
+}
 
 /// Decides `command` against `state` at ledger time `now`: the events to
 /// append, in order, or the rule the command breaks. Pure: the same inputs
 /// always give the same answer.
 ///
 /// The events always [`apply`](crate::apply) to `state` at `now`, in order.
+/// This is [`decide_with`] without the policy engine: it refuses to publish
+/// a policy set, and refuses requests while one is in force.
 pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+    decide_with(state, command, now, &EngineInput::None)
+}
+
+/// [`decide`] with what the policy engine said about `command`: its
+/// validation of a policy set to publish, or its decision on a request
+/// while a policy set is in force.
+pub fn decide_with(
+    state: &State,
+    command: &Command,
+    now: Timestamp,
+    engine: &EngineInput,
+) -> Result<Vec<Event>, Rejection> {
     check_bounds(command)?;
     match command {
+        Command::PublishPolicy {
+            policy_text,
+            exceptions_text,
+            published_by,
+        } => {
+            if state.catalog().is_none() {
+                return Err(Rejection::CatalogMissing);
+            }
+            let hash = policy_hash(policy_text, exceptions_text.as_deref());
+            if state.policy_hash() == Some(hash.as_str()) {
+                return Err(Rejection::PolicyAlreadyInForce { policy_hash: hash });
+            }
+            match engine {
+                EngineInput::PolicyValidated { policy_hash } if *policy_hash == hash => {}
+                _ => return Err(Rejection::PolicyNotValidated { policy_hash: hash }),
+            }
+            Ok(vec![Event::PolicyPublished(PolicyPublished {
+                policy_hash: hash,
+                policy_text: policy_text.clone(),
+                exceptions_text: exceptions_text.clone(),
+                published_by: published_by.clone(),
+            })])
+        }
         Command::PublishCatalog { text, published_by } => {
             let catalog = Catalog::parse(text).map_err(Rejection::CatalogInvalid)?;
             if state.catalog_hash() == Some(catalog.hash()) {
@@ -38,14 +116,27 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
                 published_by: published_by.clone(),
             })])
         }
-        Command::Submit(request) => decide_submit(state, request, now),
+        Command::Submit(request) => match state.policy_hash() {
+            None => decide_submit(state, request, now),
+            Some(in_force) => match engine {
+                EngineInput::Decision(decision)
+                    if decision.basis.policy_hash == in_force
+                        && state.catalog_hash() == Some(decision.catalog_hash.as_str()) =>
+                {
+                    decide_submit_by_engine(state, request, now, decision)
+                }
+                _ => Err(Rejection::PolicyDecisionMissing {
+                    policy_hash: in_force.to_string(),
+                }),
+            },
+        },
         Command::Approve {
             request_id,
             approver,
             comment,
         } => {
             let (slot, completes) =
-                state.check_approval(request_id, approver, ApprovalVerdict::Approve)?;
+                state.check_approval(request_id, approver, ApprovalVerdict::Approve, now)?;
             let mut events = vec![Event::ApprovalRecorded(ApprovalRecorded {
                 request_id: request_id.clone(),
                 approver: approver.clone(),
@@ -79,7 +170,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             approver,
             comment,
         } => {
-            state.check_approval(request_id, approver, ApprovalVerdict::Deny)?;
+            state.check_approval(request_id, approver, ApprovalVerdict::Deny, now)?;
             Ok(vec![Event::ApprovalRecorded(ApprovalRecorded {
                 request_id: request_id.clone(),
                 approver: approver.clone(),
@@ -295,11 +386,79 @@ fn decide_submit(
             entitlement: request.entitlement.clone(),
             catalog_hash: catalog.hash().to_string(),
             ttl_granted_ms: evaluation.ttl_granted_ms,
+            basis: DecisionBasis::Catalog,
         }),
     ];
     if evaluation.outcome == DecisionOutcome::Allow {
         // INVARIANT: an allowing evaluation always carries its terms.
         let terms = evaluation.terms.expect("an allow has terms");
+        events.push(Event::GrantIssued(issue(
+            &request.request_id,
+            request.principal.clone(),
+            request.entitlement.clone(),
+            request.resource.clone(),
+            actions.iter().map(|action| action.to_string()).collect(),
+            now,
+            terms,
+        )));
+    }
+    Ok(events)
+}
+
+/// A request decided by the policy engine: recorded with the engine's
+/// decision, and granted at once when it allows.
+fn decide_submit_by_engine(
+    state: &State,
+    request: &SubmitRequest,
+    now: Timestamp,
+    decision: &EngineDecision,
+) -> Result<Vec<Event>, Rejection> {
+    let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
+    if state.slot(request.request_id.as_str()).is_some() {
+        return Err(Rejection::RequestIdAlreadyDecided {
+            request_id: request.request_id.clone(),
+        });
+    }
+    let actions = normalize_actions(&request.actions);
+    let terms = check_engine_decision(
+        catalog,
+        &EngineDecisionInput {
+            kind: request.principal.kind,
+            entitlement: request.entitlement.as_str(),
+            resource: request.resource.as_str(),
+            actions: &actions,
+            outcome: &decision.outcome,
+            reasons: &decision.reasons,
+            ttl_granted_ms: decision.ttl_granted_ms,
+            basis: &decision.basis,
+        },
+    )
+    .map_err(|message| Rejection::PolicyDecisionRefused {
+        request_id: request.request_id.clone(),
+        message,
+    })?;
+    let mut events = vec![
+        Event::RequestSubmitted(RequestSubmitted {
+            request_id: request.request_id.clone(),
+            principal: request.principal.clone(),
+            entitlement: request.entitlement.clone(),
+            resource: request.resource.clone(),
+            actions: request.actions.clone(),
+            justification: request.justification.clone(),
+            ticket: request.ticket.clone(),
+            ttl_requested_ms: request.ttl_ms,
+        }),
+        Event::DecisionRecorded(DecisionRecorded {
+            request_id: request.request_id.clone(),
+            outcome: decision.outcome.clone(),
+            reasons: decision.reasons.clone(),
+            entitlement: request.entitlement.clone(),
+            catalog_hash: catalog.hash().to_string(),
+            ttl_granted_ms: decision.ttl_granted_ms,
+            basis: DecisionBasis::Policy(decision.basis.clone()),
+        }),
+    ];
+    if let (DecisionOutcome::Allow, Some(terms)) = (&decision.outcome, terms) {
         events.push(Event::GrantIssued(issue(
             &request.request_id,
             request.principal.clone(),
@@ -363,7 +522,58 @@ fn check_bounds(command: &Command) -> Result<(), Rejection> {
     let mut actions: &[String] = &[];
     match command {
         Command::PublishCatalog { .. } => {} // bounded by the catalog's own limit
+        Command::PublishPolicy {
+            policy_text,
+            exceptions_text,
+            ..
+        } => {
+            let size = policy_text.len() + exceptions_text.as_ref().map_or(0, String::len);
+            if size > POLICY_BYTES_MAX {
+                return Err(Rejection::InputExceedsBound {
+                    field: "policy",
+                    size,
+                    max: POLICY_BYTES_MAX,
+                });
+            }
+        }
         Command::Submit(request) => {
+            if let Some(token) = &request.identity_token
+                && token.len() > IDENTITY_TOKEN_BYTES_MAX
+            {
+                return Err(Rejection::InputExceedsBound {
+                    field: "identity_token",
+                    size: token.len(),
+                    max: IDENTITY_TOKEN_BYTES_MAX,
+                });
+            }
+            if request.groups.len() > GROUPS_PER_REQUEST_MAX {
+                return Err(Rejection::InputExceedsBound {
+                    field: "groups",
+                    size: request.groups.len(),
+                    max: GROUPS_PER_REQUEST_MAX,
+                });
+            }
+            if let Some(group) = request.groups.iter().find(|group| group.len() > ACTION_BYTES_MAX) {
+                return Err(Rejection::InputExceedsBound {
+                    field: "group",
+                    size: group.len(),
+                    max: ACTION_BYTES_MAX,
+                });
+            }
+            if !request.context.is_empty() {
+                let size: usize = request
+                    .context
+                    .iter()
+                    .map(|(name, value)| name.len() + value.to_string().len())
+                    .sum();
+                if size > CONTEXT_BYTES_MAX {
+                    return Err(Rejection::InputExceedsBound {
+                        field: "context",
+                        size,
+                        max: CONTEXT_BYTES_MAX,
+                    });
+                }
+            }
             texts.push(("justification", &request.justification));
             if let Some(ticket) = &request.ticket {
                 texts.push(("ticket", ticket));
@@ -431,6 +641,7 @@ impl State {
         request_id: &RequestId,
         approver: &PrincipalId,
         verdict: ApprovalVerdict,
+        at: Timestamp,
     ) -> Result<(Slot, bool), Rejection> {
         let slot = self
             .slot(request_id.as_str())
@@ -475,6 +686,15 @@ impl State {
             // A member who approved may still refuse: a refusal closes the
             // request, which is always the safe direction.
             ApprovalVerdict::Deny => Ok((slot, false)),
+            // A refusal after the request expired closes it all the same;
+            // an approval would grant what nobody approved in time.
+            ApprovalVerdict::Approve if approval.expires_at.is_some_and(|expires_at| at >= expires_at) => {
+                Err(Rejection::RequestExpired {
+                    request_id: request_id.clone(),
+                    // INVARIANT: checked by the guard.
+                    expired_at: approval.expires_at.expect("checked"),
+                })
+            }
             ApprovalVerdict::Approve if already => Err(Rejection::ApproverAlreadyApproved {
                 request_id: request_id.clone(),
                 approver: approver.clone(),

@@ -37,8 +37,13 @@ pub use catalog::{
     DEFAULT_CATALOG, ENTITLEMENTS_MAX, Entitlement, GROUP_MEMBERS_MAX, RiskTier, TTL_S_CEILING,
     catalog_hash,
 };
-pub use command::{ACTIONS_PER_REQUEST_MAX, Command, TEXT_BYTES_MAX};
-pub use decide::decide;
+pub use command::{
+    ACTIONS_PER_REQUEST_MAX, CONTEXT_BYTES_MAX, Command, GROUPS_PER_REQUEST_MAX,
+    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX,
+    TEXT_BYTES_MAX,
+};
+pub use decide::{EngineDecision, EngineInput, decide, decide_with};
+pub use policy::NO_PERMIT_MATCHED;
 pub use pattern::{PatternError, ResourcePattern, is_concrete_resource};
 pub use rejection::{Reason, Rejection};
 pub use state::{

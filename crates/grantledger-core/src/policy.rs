@@ -209,3 +209,144 @@ fn codes(reasons: Vec<Reason>) -> Vec<String> {
     codes.dedup();
     codes
 }
+
+/// What a decision made by the policy engine must satisfy for the ledger to
+/// record it and act on it. The core cannot re-run Cedar (`grantledger
+/// replay --recheck` does); it checks what it can: the decision is well
+/// formed, and an allow or a step-up is within the catalog's terms.
+pub(crate) struct EngineDecisionInput<'a> {
+    pub(crate) kind: PrincipalKind,
+    pub(crate) entitlement: &'a str,
+    pub(crate) resource: &'a str,
+    /// Sorted and distinct.
+    pub(crate) actions: &'a [&'a str],
+    pub(crate) outcome: &'a DecisionOutcome,
+    pub(crate) reasons: &'a [String],
+    pub(crate) ttl_granted_ms: i64,
+    pub(crate) basis: &'a grantledger_events::PolicyBasis,
+}
+
+/// Checks an engine decision; returns the terms of the grant it allows (or
+/// will allow once approved), `None` for a deny, or what is wrong.
+pub(crate) fn check_engine_decision(
+    catalog: &Catalog,
+    input: &EngineDecisionInput<'_>,
+) -> Result<Option<Terms>, String> {
+    let sorted_distinct = |items: &[String]| items.windows(2).all(|pair| pair[0] < pair[1]);
+    if input.reasons.is_empty() || !sorted_distinct(input.reasons) {
+        return Err(format!(
+            "reasons {:?} must be non-empty, sorted and distinct",
+            input.reasons
+        ));
+    }
+    if !sorted_distinct(&input.basis.determining_policies) {
+        return Err(format!(
+            "determining policies {:?} must be sorted and distinct",
+            input.basis.determining_policies
+        ));
+    }
+    if !input
+        .basis
+        .evaluated
+        .windows(2)
+        .all(|pair| pair[0].name < pair[1].name)
+    {
+        return Err("evaluated values must be sorted by name and distinct".to_string());
+    }
+    let says_no_permit = input
+        .reasons
+        .iter()
+        .any(|reason| reason == NO_PERMIT_MATCHED);
+    if says_no_permit != input.basis.no_permit_matched {
+        return Err(format!(
+            "`no_permit_matched` is `{}` but the reasons {:?} {} say so",
+            input.basis.no_permit_matched,
+            input.reasons,
+            if says_no_permit { "do" } else { "do not" }
+        ));
+    }
+    let approvers = match input.outcome {
+        DecisionOutcome::Deny => {
+            if input.ttl_granted_ms != 0 {
+                return Err(format!(
+                    "a deny grants no TTL, found `{}` ms",
+                    input.ttl_granted_ms
+                ));
+            }
+            return Ok(None);
+        }
+        DecisionOutcome::Allow if input.basis.no_permit_matched => {
+            return Err("an allow where no permit matched".to_string());
+        }
+        DecisionOutcome::Allow => false,
+        DecisionOutcome::NeedsApproval { .. } if input.basis.no_permit_matched => {
+            return Err("a step-up where no permit matched".to_string());
+        }
+        DecisionOutcome::NeedsApproval {
+            approvers_required,
+            group,
+        } => {
+            if input.kind.is_non_human() {
+                return Err(format!(
+                    "a `{}` is decided by policy alone, never routed to approvers",
+                    input.kind.name()
+                ));
+            }
+            let Some(members) = catalog.group(group) else {
+                return Err(format!("approver group `{group}` is not in the catalog"));
+            };
+            if *approvers_required == 0 || *approvers_required as usize > members.len() {
+                return Err(format!(
+                    "`{approvers_required}` approvers from group `{group}`, which has `{}` members",
+                    members.len()
+                ));
+            }
+            true
+        }
+    };
+    let Some(entry) = catalog.entitlement(input.entitlement) else {
+        return Err(format!(
+            "entitlement `{}` is not in the catalog",
+            input.entitlement
+        ));
+    };
+    if !is_concrete_resource(input.resource) || !entry.resource.matches(input.resource) {
+        return Err(format!(
+            "resource `{}` is outside entitlement `{}`",
+            input.resource, entry.id
+        ));
+    }
+    if input.actions.is_empty()
+        || input
+            .actions
+            .iter()
+            .any(|action| !entry.allows_action(action))
+    {
+        return Err(format!(
+            "actions {:?} are not a non-empty subset of entitlement `{}`'s",
+            input.actions, entry.id
+        ));
+    }
+    if !entry.allows_kind(input.kind) {
+        return Err(format!(
+            "entitlement `{}` may not be requested by a `{}`",
+            entry.id,
+            input.kind.name()
+        ));
+    }
+    if input.ttl_granted_ms <= 0 || input.ttl_granted_ms > entry.ttl_max_ms {
+        return Err(format!(
+            "TTL `{}` ms is outside (0, `{}`] ms, the entry's hard cap",
+            input.ttl_granted_ms, entry.ttl_max_ms
+        ));
+    }
+    Ok(Some(Terms {
+        ttl_ms: input.ttl_granted_ms,
+        ttl_cap_ms: entry.ttl_max_ms,
+        break_glass: false,
+        approved: approvers,
+    }))
+}
+
+/// The reason code of the policy engine's default deny.
+pub const NO_PERMIT_MATCHED: &str = "no_permit_matched";

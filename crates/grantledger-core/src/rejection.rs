@@ -160,6 +160,55 @@ pub enum Rejection {
         /// Its hash.
         catalog_hash: String,
     },
+    /// The policy engine refused a policy set (it does not parse, does not
+    /// validate against the schema, or does not fit the catalog), or refused
+    /// a catalog that the policy set in force does not fit. Nothing was
+    /// published.
+    #[error("policy refused: {message}")]
+    PolicyInvalid {
+        /// The engine's message (Cedar's, for a policy that does not parse
+        /// or validate), naming the policy and the rule.
+        message: String,
+    },
+    /// This exact policy set is already in force.
+    #[error("policy `{policy_hash}` is already in force")]
+    PolicyAlreadyInForce {
+        /// Its hash.
+        policy_hash: String,
+    },
+    /// A policy set was offered to the core without the engine's
+    /// validation, or the validation was for other texts.
+    #[error("policy `{policy_hash}` was not validated by the policy engine: nothing is published unvalidated")]
+    PolicyNotValidated {
+        /// The hash of the texts offered.
+        policy_hash: String,
+    },
+    /// A policy set is in force, and the request came without the engine's
+    /// decision under it (or with a decision under another policy set).
+    #[error("policy `{policy_hash}` is in force: requests are decided by the policy engine")]
+    PolicyDecisionMissing {
+        /// The policy in force.
+        policy_hash: String,
+    },
+    /// The policy engine could not evaluate the request: a context value of
+    /// the wrong type, an unknown context field, a value out of range.
+    #[error("request `{request_id}` cannot be evaluated: {message}")]
+    PolicyInputInvalid {
+        /// The request.
+        request_id: RequestId,
+        /// The engine's message, naming the field and the rule.
+        message: String,
+    },
+    /// The policy engine's decision breaks a rule of the ledger (an allow
+    /// beyond the entry's hard cap, a step-up for a workload, ...): a bug in
+    /// the engine or its policies; nothing is recorded.
+    #[error("the policy decision on request `{request_id}` is refused: {message}")]
+    PolicyDecisionRefused {
+        /// The request.
+        request_id: RequestId,
+        /// The broken rule and the values.
+        message: String,
+    },
     /// A field is over its bound.
     #[error("{field} is `{size}` long: at most `{max}` is allowed")]
     InputExceedsBound {
@@ -169,6 +218,27 @@ pub enum Rejection {
         size: usize,
         /// The bound.
         max: usize,
+    },
+    /// The request's identity token did not verify (forged, expired, not yet
+    /// valid, wrong audience or issuer, `alg: none`, ...), or the request
+    /// claims a workload identity without a token the ledger verified.
+    #[error("request `{request_id}`: identity refused (`{reason}`): {detail}")]
+    IdentityRejected {
+        /// The request.
+        request_id: RequestId,
+        /// The reason code (`expired`, `bad_signature`, `alg_none`, ...).
+        reason: String,
+        /// What was wrong, naming the value.
+        detail: String,
+    },
+    /// The request waited for approvers past its request TTL (the entry's
+    /// `request_ttl_s`, counted from its decision): approvals are refused.
+    #[error("request `{request_id}` expired at `{expired_at}`: approvals after the request TTL are refused")]
+    RequestExpired {
+        /// The request.
+        request_id: RequestId,
+        /// When it expired.
+        expired_at: Timestamp,
     },
     /// This request id was decided before; one decision per request id.
     #[error("request `{request_id}` was already decided: one decision per request id")]
@@ -341,7 +411,15 @@ pub enum Rejection {
 impl Rejection {
     /// Every code [`Rejection::code`] can return, except a refused
     /// break-glass's, which is the [`Reason`] it broke.
-    pub const CODES: [&'static str; 24] = [
+    pub const CODES: [&'static str; 32] = [
+        "identity_rejected",
+        "request_expired",
+        "policy_invalid",
+        "policy_decision_refused",
+        "policy_already_in_force",
+        "policy_not_validated",
+        "policy_decision_missing",
+        "policy_input_invalid",
         "catalog_missing",
         "catalog_invalid",
         "catalog_already_in_force",
@@ -371,6 +449,14 @@ impl Rejection {
     /// The code of the broken rule, stable and snake_case.
     pub fn code(&self) -> &'static str {
         match self {
+            Rejection::RequestExpired { .. } => "request_expired",
+            Rejection::IdentityRejected { .. } => "identity_rejected",
+            Rejection::PolicyInvalid { .. } => "policy_invalid",
+            Rejection::PolicyAlreadyInForce { .. } => "policy_already_in_force",
+            Rejection::PolicyDecisionRefused { .. } => "policy_decision_refused",
+            Rejection::PolicyNotValidated { .. } => "policy_not_validated",
+            Rejection::PolicyDecisionMissing { .. } => "policy_decision_missing",
+            Rejection::PolicyInputInvalid { .. } => "policy_input_invalid",
             Rejection::CatalogMissing => "catalog_missing",
             Rejection::CatalogInvalid(_) => "catalog_invalid",
             Rejection::CatalogAlreadyInForce { .. } => "catalog_already_in_force",

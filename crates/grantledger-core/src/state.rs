@@ -33,6 +33,8 @@ use crate::catalog::{Catalog, TTL_S_CEILING};
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub(crate) catalog: Option<Arc<Catalog>>,
+    /// The policy set in force, as published; its hash is in the core.
+    pub(crate) policy: Option<Arc<grantledger_events::PolicyPublished>>,
     // Not part of the digest: the interner only saves memory, and the index
     // only finds slots; both are functions of what the core holds.
     names: Interner,
@@ -219,6 +221,17 @@ impl State {
     /// The hash of the catalog in force.
     pub fn catalog_hash(&self) -> Option<&str> {
         self.core.catalog_hash.as_deref()
+    }
+
+    /// The policy set in force, as published, once one was: from then on
+    /// the policy engine decides requests.
+    pub fn policy(&self) -> Option<&grantledger_events::PolicyPublished> {
+        self.policy.as_deref()
+    }
+
+    /// The hash of the policy set in force.
+    pub fn policy_hash(&self) -> Option<&str> {
+        self.core.policy_hash.as_deref()
     }
 
     /// The ledger time of the last applied event.
@@ -587,6 +600,8 @@ impl Interner {
 #[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct Core {
     pub(crate) catalog_hash: Option<String>,
+    /// The hash of the policy set in force, once one was published.
+    pub(crate) policy_hash: Option<String>,
     pub(crate) time_last: Option<Timestamp>,
     /// Every request ever recorded, in log order: the slab.
     pub(crate) requests: Vec<Request>,
@@ -708,6 +723,9 @@ pub(crate) struct Approval {
     /// Distinct approvers so far, in order.
     pub(crate) approvals: Vec<Name>,
     pub(crate) terms: Terms,
+    /// The decision's time plus the entry's `request_ttl_s`, when it has one:
+    /// from then on approvals are refused.
+    pub(crate) expires_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -300,6 +300,9 @@ impl Workload {
             justification: String::new(),
             ticket: None,
             ttl_ms: None,
+            groups: Vec::new(),
+            context: Default::default(),
+            identity_token: None,
         }
     }
 

@@ -10,8 +10,8 @@ use common::*;
 use grantledger_core::{ApplyErrorKind, Command, State, apply, catalog_hash, decide};
 use grantledger_events::{
     ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome, DecisionRecorded, Event,
-    GrantExtended, GrantId, GrantIssued, ReviewRecorded, ReviewVerdict, RevocationConfirmed,
-    RevocationFailed, RevocationReason, Timestamp,
+    GrantExtended, GrantId, GrantIssued, PolicyPublished, ReviewRecorded, ReviewVerdict,
+    RevocationConfirmed, RevocationFailed, RevocationReason, Timestamp, policy_hash,
 };
 
 use ApplyErrorKind as K;
@@ -98,7 +98,45 @@ fn rows() -> Vec<Row> {
         decided(request, outcome, reasons, ttl)
     };
 
+    let policy_text = "@id(\"p\")\npermit (principal, action, resource);\n";
+    let published = |hash: String| {
+        Event::PolicyPublished(PolicyPublished {
+            policy_hash: hash,
+            policy_text: policy_text.into(),
+            exceptions_text: None,
+            published_by: pid("policy-admin"),
+        })
+    };
+    let policy_in_force = with(&catalog, [published(policy_hash(policy_text, None))], T0);
+    let submitted_under_policy = with(&policy_in_force, [submitted(&read)], T0);
+
     vec![
+        Row {
+            name: "an approval after the request TTL",
+            base: pending.clone(),
+            event: Event::ApprovalRecorded(grantledger_events::ApprovalRecorded {
+                request_id: rid("r1"),
+                approver: pid("dana"),
+                verdict: ApprovalVerdict::Approve,
+                comment: String::new(),
+            }),
+            at: t(24 * HOUR),
+            kind: K::ApprovalAfterRequestExpired,
+        },
+        Row {
+            name: "a policy set whose hash is not its texts'",
+            base: catalog.clone(),
+            event: published("00".repeat(32)),
+            at: T0,
+            kind: K::PolicyHashMismatch,
+        },
+        Row {
+            name: "a catalog-only decision while a policy set is in force",
+            base: submitted_under_policy,
+            event: decision(&read, DecisionOutcome::Allow, &["auto_approved"], HOUR),
+            at: T0,
+            kind: K::DecisionPolicyNotInForce,
+        },
         Row {
             name: "a request before any catalog",
             base: vec![],

@@ -5,11 +5,13 @@ mod common;
 
 use common::*;
 use grantledger_core::{
-    DEFAULT_CATALOG, Reason, Rejection, RequestStatus, State, TEXT_BYTES_MAX, decide,
+    Command, DEFAULT_CATALOG, EngineDecision, EngineInput, POLICY_BYTES_MAX, Reason, Rejection,
+    RequestStatus, State, TEXT_BYTES_MAX, apply, decide, decide_with,
 };
 use grantledger_events::{
-    ApprovalVerdict, BreakGlassInvoked, DecisionOutcome, Event, GrantExtended, GrantIssued,
-    RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest,
+    ApprovalVerdict, BreakGlassInvoked, DecisionBasis, DecisionOutcome, EvaluatedValue, Event,
+    GrantExtended, GrantIssued, PolicyBasis, PolicyPublished, RevocationConfirmed,
+    RevocationFailed, RevocationReason, SubmitRequest, policy_hash,
 };
 
 use ApprovalVerdict::{Approve, Deny};
@@ -1219,4 +1221,223 @@ fn counts_follow_the_lifecycle() {
         scenario.state().request_status(&rid("r2")),
         Some(RequestStatus::Pending)
     );
+}
+
+// ------------------------------------------------------------------ policy engine
+
+/// A policy text; the core never parses it (the ledger's engine does).
+const POLICY: &str = "@id(\"reads\")\npermit (principal, action == Action::\"request\", resource);\n";
+
+fn publish_policy(text: &str) -> Command {
+    Command::PublishPolicy {
+        policy_text: text.into(),
+        exceptions_text: None,
+        published_by: pid("policy-admin"),
+    }
+}
+
+fn validated(text: &str) -> EngineInput {
+    EngineInput::PolicyValidated {
+        policy_hash: policy_hash(text, None),
+    }
+}
+
+/// A request carrying an identity token over the bound is refused before
+/// anything else.
+#[test]
+fn an_identity_token_over_its_bound_is_refused() {
+    let request = SubmitRequest {
+        identity_token: Some("x".repeat(grantledger_core::IDENTITY_TOKEN_BYTES_MAX + 1)),
+        ..read_req("r1", workload("svc", "alice"), "db/prod/orders")
+    };
+    given_catalog()
+        .when(submit(request), T0)
+        .then_rejects_naming("input_exceeds_bound", &[]);
+}
+
+/// The test catalog and `POLICY` in force.
+fn policy_state() -> State {
+    let mut state = given_catalog().state;
+    let events = decide_with(&state, &publish_policy(POLICY), t(1), &validated(POLICY)).unwrap();
+    for event in &events {
+        apply(&mut state, event, t(1)).unwrap();
+    }
+    state
+}
+
+fn engine_decision(outcome: DecisionOutcome, reasons: &[&str], ttl_granted_ms: i64) -> EngineDecision {
+    EngineDecision {
+        outcome,
+        reasons: reasons.iter().map(|reason| reason.to_string()).collect(),
+        ttl_granted_ms,
+        catalog_hash: catalog_hash_of(CATALOG),
+        basis: PolicyBasis {
+            policy_hash: policy_hash(POLICY, None),
+            determining_policies: vec!["reads".into()],
+            no_permit_matched: false,
+            exception: false,
+            cedar_version: "4.14.1".into(),
+            evaluated: vec![EvaluatedValue {
+                name: "context.device_managed".into(),
+                value_json: "true".into(),
+            }],
+        },
+    }
+}
+
+#[test]
+fn a_policy_set_is_published_as_an_event_only_once_the_engine_validated_it() {
+    let without_catalog =
+        decide_with(&State::default(), &publish_policy(POLICY), T0, &validated(POLICY)).unwrap_err();
+    assert_eq!(without_catalog.code(), "catalog_missing");
+    let state = given_catalog().state;
+    let unvalidated = decide(&state, &publish_policy(POLICY), t(1)).unwrap_err();
+    assert_eq!(unvalidated.code(), "policy_not_validated");
+    let validated_other = decide_with(&state, &publish_policy(POLICY), t(1), &validated("other")).unwrap_err();
+    assert_eq!(validated_other.code(), "policy_not_validated");
+    let events = decide_with(&state, &publish_policy(POLICY), t(1), &validated(POLICY)).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::PolicyPublished(PolicyPublished {
+            policy_hash: policy_hash(POLICY, None),
+            policy_text: POLICY.into(),
+            exceptions_text: None,
+            published_by: pid("policy-admin"),
+        })]
+    );
+    let state = policy_state();
+    assert_eq!(state.policy_hash(), Some(policy_hash(POLICY, None).as_str()));
+    let again = decide_with(&state, &publish_policy(POLICY), t(2), &validated(POLICY)).unwrap_err();
+    assert_eq!(again.code(), "policy_already_in_force");
+    let huge = "x".repeat(POLICY_BYTES_MAX + 1);
+    let too_big = decide_with(&state, &publish_policy(&huge), t(2), &validated(&huge)).unwrap_err();
+    assert_eq!(too_big.code(), "input_exceeds_bound");
+}
+
+#[test]
+fn the_ledgers_engine_refusals_have_their_own_codes() {
+    // Made by grantledger-ledger, which holds the engine (its tests/policy.rs
+    // shows them on real policies); the core only names them.
+    let invalid = Rejection::PolicyInvalid { message: "cedar says no".into() };
+    assert_eq!(invalid.code(), "policy_invalid");
+    let input = Rejection::PolicyInputInvalid { request_id: rid("r1"), message: "`context.on_call` must be a boolean".into() };
+    assert_eq!(input.code(), "policy_input_invalid");
+    assert!(input.to_string().contains("context.on_call"));
+    // Intake verification of identity tokens (grantledger-ledger's
+    // tests/policy.rs: forged, expired, not yet valid, wrong audience, wrong
+    // issuer, `alg: none`, malformed, unverified claims).
+    let identity = Rejection::IdentityRejected {
+        request_id: rid("r1"),
+        reason: "expired".into(),
+        detail: "`exp` has passed".into(),
+    };
+    assert_eq!(identity.code(), "identity_rejected");
+}
+
+#[test]
+fn with_a_policy_in_force_requests_are_decided_by_the_engine_and_say_so() {
+    let state = policy_state();
+    let request = read_req("r1", human("alice"), "db/prod/orders");
+    let missing = decide(&state, &submit(request.clone()), t(2)).unwrap_err();
+    assert_eq!(missing.code(), "policy_decision_missing");
+    let mut stale = engine_decision(DecisionOutcome::Allow, &["auto_approved"], HOUR);
+    stale.basis.policy_hash = "ab".repeat(32);
+    let stale = decide_with(&state, &submit(request.clone()), t(2), &EngineInput::Decision(stale)).unwrap_err();
+    assert_eq!(stale.code(), "policy_decision_missing");
+
+    let decision = engine_decision(DecisionOutcome::Allow, &["auto_approved"], 2 * HOUR);
+    let events = decide_with(&state, &submit(request.clone()), t(2), &EngineInput::Decision(decision.clone())).unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    let Event::DecisionRecorded(recorded) = &events[1] else { panic!("{events:?}") };
+    assert_eq!(recorded.basis, DecisionBasis::Policy(decision.basis.clone()));
+    assert_eq!(recorded.catalog_hash, catalog_hash_of(CATALOG));
+    assert_eq!(events[2], issued(&request, t(2), 2 * HOUR, 8 * HOUR));
+    let mut after = state.clone();
+    for event in &events {
+        apply(&mut after, event, t(2)).unwrap();
+    }
+    assert!(after.grant(&gid("r1")).is_some());
+
+    // A step-up from the engine waits for the catalog's approvers as usual.
+    let write = write_req("r2", human("alice"));
+    let step_up = engine_decision(needs_dba(), &["approval_required"], 30 * MINUTE);
+    let events = decide_with(&after, &submit(write), t(3), &EngineInput::Decision(step_up)).unwrap();
+    assert_eq!(events.len(), 2, "no grant before the approvals");
+    for event in &events {
+        apply(&mut after, event, t(3)).unwrap();
+    }
+    assert_eq!(after.pending_requests(8).len(), 1);
+}
+
+#[test]
+fn an_engine_decision_that_breaks_a_ledger_rule_is_refused() {
+    let state = policy_state();
+    let mut no_permit = engine_decision(DecisionOutcome::Allow, &["auto_approved"], HOUR);
+    no_permit.basis.no_permit_matched = true;
+    let mut unsorted = engine_decision(DecisionOutcome::Allow, &["b", "a"], HOUR);
+    unsorted.basis.determining_policies = vec!["z".into(), "a".into()];
+    let rows: Vec<(&str, SubmitRequest, EngineDecision)> = vec![
+        (
+            "an allow past the entry's hard cap",
+            read_req("r1", human("alice"), "db/prod/orders"),
+            engine_decision(DecisionOutcome::Allow, &["auto_approved"], 9 * HOUR),
+        ),
+        (
+            "an agent routed to approvers",
+            read_req("r1", agent("bot", "alice"), "db/prod/orders"),
+            engine_decision(needs_dba(), &["approval_required"], HOUR),
+        ),
+        (
+            "approvers from a group the catalog lacks",
+            read_req("r1", human("alice"), "db/prod/orders"),
+            engine_decision(
+                DecisionOutcome::NeedsApproval { approvers_required: 1, group: "nobody".into() },
+                &["approval_required"],
+                HOUR,
+            ),
+        ),
+        ("an allow where no permit matched", read_req("r1", human("alice"), "db/prod/orders"), no_permit),
+        ("unsorted reasons", read_req("r1", human("alice"), "db/prod/orders"), unsorted),
+        (
+            "a deny that grants a TTL",
+            read_req("r1", human("alice"), "db/prod/orders"),
+            engine_decision(DecisionOutcome::Deny, &["forbidden_by_policy"], HOUR),
+        ),
+        (
+            "an allow outside the entitlement's resources",
+            read_req("r1", human("alice"), "db/staging/orders"),
+            engine_decision(DecisionOutcome::Allow, &["auto_approved"], HOUR),
+        ),
+    ];
+    for (name, request, decision) in rows {
+        let refused = decide_with(&state, &submit(request), t(2), &EngineInput::Decision(decision)).expect_err(name);
+        assert_eq!(refused.code(), "policy_decision_refused", "{name}: {refused}");
+    }
+}
+
+// ------------------------------------------------------------------ request TTL
+
+#[test]
+fn approvals_after_the_request_ttl_are_refused() {
+    // db-write's request_ttl_s is one day, counted from the decision.
+    let pending = || given_commands([(t(MINUTE), submit(write_req("r1", human("alice"))))]);
+    pending()
+        .when(approve("r1", "dana"), t(MINUTE + 24 * HOUR))
+        .then_rejects_naming("request_expired", &["r1"]);
+    let scenario = pending().when(approve("r1", "dana"), t(MINUTE + 24 * HOUR - 1)).then_ok();
+    scenario
+        .when(approve("r1", "dmitri"), t(MINUTE + 24 * HOUR))
+        .then_rejects("request_expired");
+    // A refusal still closes an expired request.
+    pending()
+        .when(refuse("r1", "dana"), t(2 * 24 * HOUR))
+        .then_ok();
+    // An entry without a request TTL waits as long as it takes.
+    let catalog = CATALOG.replace("request_ttl_s = 86400\n", "");
+    let state = given(history([(T0, publish(&catalog)), (t(MINUTE), submit(write_req("r1", human("alice"))))]));
+    state.when(approve("r1", "dana"), t(30 * 24 * HOUR)).then_ok();
+    // A request TTL is a positive number of seconds.
+    given([])
+        .when(publish(&CATALOG.replace("request_ttl_s = 86400", "request_ttl_s = 0")), T0)
+        .then_rejects_naming("catalog_invalid", &["db-write", "0"]);
 }

@@ -1,8 +1,19 @@
 use crate::Envelope;
 
-/// The body codec written in every record header: 1 = bincode 2.0.1,
-/// standard configuration, through serde.
-pub const CODEC_VERSION: u8 = 1;
+/// The body codec written in every record header, this build's: bincode
+/// 2.0.1, standard configuration, through serde, of the event types as they
+/// are now. Because bincode is not self-describing, a change of the layout
+/// of an existing event is a new codec version:
+///
+/// - `1`: the first layout (eleven event kinds; `DecisionRecorded` without
+///   `basis`). Still read: its decisions read as `basis: catalog`, which is
+///   what made them.
+/// - `2`: `DecisionRecorded` gains `basis` (catalog, or the policy engine's
+///   account of the decision), and `PolicyPublished` (kind 12) is appended.
+pub const CODEC_VERSION: u8 = 2;
+
+/// The first codec version, still read.
+pub const CODEC_VERSION_1: u8 = 1;
 
 /// Why a record body could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +27,7 @@ pub struct DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeErrorKind {
     /// The header names a codec this build does not know.
-    #[error("unknown codec version `{0}`: this build reads version 1")]
+    #[error("unknown codec version `{0}`: this build reads versions 1 and 2")]
     UnknownCodecVersion(u8),
     /// The bytes are not a valid envelope.
     #[error("body does not decode: {0}")]
@@ -43,13 +54,18 @@ pub fn encode_body(envelope: &Envelope) -> Vec<u8> {
 /// Decodes a record body written with codec `version`. Trailing bytes are an
 /// error: a body has exactly one encoding.
 pub fn decode_body(version: u8, body: &[u8]) -> Result<Envelope, DecodeError> {
-    if version != CODEC_VERSION {
-        return Err(DecodeError {
-            kind: DecodeErrorKind::UnknownCodecVersion(version),
-        });
+    match version {
+        CODEC_VERSION => decode_exact::<Envelope>(body),
+        CODEC_VERSION_1 => decode_exact::<v1::Envelope>(body).map(v1::Envelope::upgrade),
+        other => Err(DecodeError {
+            kind: DecodeErrorKind::UnknownCodecVersion(other),
+        }),
     }
-    let (envelope, read) = bincode::serde::decode_from_slice::<Envelope, _>(body, config())
-        .map_err(|error| DecodeError {
+}
+
+fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, read) =
+        bincode::serde::decode_from_slice::<T, _>(body, config()).map_err(|error| DecodeError {
             kind: DecodeErrorKind::Malformed(error.to_string()),
         })?;
     if read != body.len() {
@@ -57,7 +73,91 @@ pub fn decode_body(version: u8, body: &[u8]) -> Result<Envelope, DecodeError> {
             kind: DecodeErrorKind::TrailingBytes(body.len() - read),
         });
     }
-    Ok(envelope)
+    Ok(value)
+}
+
+/// The codec-1 layout, for reading old records. Only what changed is
+/// redefined; every other event has the same layout in both versions.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::{
+        ApprovalRecorded, BreakGlassInvoked, CatalogPublished, Causation, DecisionBasis,
+        DecisionOutcome, EntitlementId, GrantExtended, GrantIssued, GrantRevoked, RequestId,
+        RequestSubmitted, ReviewRecorded, RevocationConfirmed, RevocationFailed, TenantId,
+    };
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Envelope {
+        tenant: TenantId,
+        producer: String,
+        correlation: RequestId,
+        causation: Causation,
+        event: Event,
+    }
+
+    // The variant order of codec 1: frozen.
+    #[derive(Deserialize)]
+    enum Event {
+        CatalogPublished(CatalogPublished),
+        RequestSubmitted(RequestSubmitted),
+        DecisionRecorded(DecisionRecorded),
+        ApprovalRecorded(ApprovalRecorded),
+        GrantIssued(GrantIssued),
+        GrantExtended(GrantExtended),
+        GrantRevoked(GrantRevoked),
+        RevocationConfirmed(RevocationConfirmed),
+        RevocationFailed(RevocationFailed),
+        BreakGlassInvoked(BreakGlassInvoked),
+        ReviewRecorded(ReviewRecorded),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct DecisionRecorded {
+        request_id: RequestId,
+        outcome: DecisionOutcome,
+        reasons: Vec<String>,
+        entitlement: EntitlementId,
+        catalog_hash: String,
+        ttl_granted_ms: i64,
+    }
+
+    impl Envelope {
+        pub(super) fn upgrade(self) -> crate::Envelope {
+            use crate::Event as E;
+            let event = match self.event {
+                Event::CatalogPublished(e) => E::CatalogPublished(e),
+                Event::RequestSubmitted(e) => E::RequestSubmitted(e),
+                Event::DecisionRecorded(e) => E::DecisionRecorded(crate::DecisionRecorded {
+                    request_id: e.request_id,
+                    outcome: e.outcome,
+                    reasons: e.reasons,
+                    entitlement: e.entitlement,
+                    catalog_hash: e.catalog_hash,
+                    ttl_granted_ms: e.ttl_granted_ms,
+                    // Codec 1 had no policy engine: the catalog decided.
+                    basis: DecisionBasis::Catalog,
+                }),
+                Event::ApprovalRecorded(e) => E::ApprovalRecorded(e),
+                Event::GrantIssued(e) => E::GrantIssued(e),
+                Event::GrantExtended(e) => E::GrantExtended(e),
+                Event::GrantRevoked(e) => E::GrantRevoked(e),
+                Event::RevocationConfirmed(e) => E::RevocationConfirmed(e),
+                Event::RevocationFailed(e) => E::RevocationFailed(e),
+                Event::BreakGlassInvoked(e) => E::BreakGlassInvoked(e),
+                Event::ReviewRecorded(e) => E::ReviewRecorded(e),
+            };
+            crate::Envelope {
+                tenant: self.tenant,
+                producer: self.producer,
+                correlation: self.correlation,
+                causation: self.causation,
+                event,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,8 +191,8 @@ mod tests {
     fn refuses_unknown_version_trailing_bytes_and_truncation() {
         let mut body = encode_body(&sample());
         assert_eq!(
-            decode_body(2, &body).unwrap_err().kind,
-            DecodeErrorKind::UnknownCodecVersion(2)
+            decode_body(3, &body).unwrap_err().kind,
+            DecodeErrorKind::UnknownCodecVersion(3)
         );
         body.push(0);
         assert_eq!(

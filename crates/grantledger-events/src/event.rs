@@ -32,6 +32,9 @@ pub enum Event {
     BreakGlassInvoked(BreakGlassInvoked),
     /// The after-the-fact review that every break-glass grant owes.
     ReviewRecorded(ReviewRecorded),
+    /// A Cedar policy set (and its exception rules) came into force; from
+    /// then on the policy engine decides requests. Appended in codec 2.
+    PolicyPublished(PolicyPublished),
 }
 
 /// The stable identity of an event variant: a code for record headers and a
@@ -60,11 +63,13 @@ pub enum EventKind {
     BreakGlassInvoked,
     /// [`Event::ReviewRecorded`]
     ReviewRecorded,
+    /// [`Event::PolicyPublished`]
+    PolicyPublished,
 }
 
 impl EventKind {
     /// Every kind, in code order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::CatalogPublished,
         EventKind::RequestSubmitted,
         EventKind::DecisionRecorded,
@@ -76,6 +81,7 @@ impl EventKind {
         EventKind::RevocationFailed,
         EventKind::BreakGlassInvoked,
         EventKind::ReviewRecorded,
+        EventKind::PolicyPublished,
     ];
 
     /// The code stored in the record header. Frozen: never renumber.
@@ -92,6 +98,7 @@ impl EventKind {
             EventKind::RevocationFailed => 9,
             EventKind::BreakGlassInvoked => 10,
             EventKind::ReviewRecorded => 11,
+            EventKind::PolicyPublished => 12,
         }
     }
 
@@ -114,6 +121,7 @@ impl EventKind {
             EventKind::RevocationFailed => "revocation_failed",
             EventKind::BreakGlassInvoked => "break_glass_invoked",
             EventKind::ReviewRecorded => "review_recorded",
+            EventKind::PolicyPublished => "policy_published",
         }
     }
 }
@@ -133,6 +141,7 @@ impl Event {
             Event::RevocationFailed(_) => EventKind::RevocationFailed,
             Event::BreakGlassInvoked(_) => EventKind::BreakGlassInvoked,
             Event::ReviewRecorded(_) => EventKind::ReviewRecorded,
+            Event::PolicyPublished(_) => EventKind::PolicyPublished,
         }
     }
 }
@@ -206,6 +215,7 @@ impl Envelope {
         };
         match &self.event {
             Event::CatalogPublished(e) => values.principals.push(e.published_by.as_str()),
+            Event::PolicyPublished(e) => values.principals.push(e.published_by.as_str()),
             Event::RequestSubmitted(e) => {
                 push_principal(&mut values, &e.principal);
                 values.resource = Some(e.resource.as_str());
@@ -315,6 +325,91 @@ pub struct DecisionRecorded {
     pub catalog_hash: String,
     /// The TTL the grant will have if issued.
     pub ttl_granted_ms: i64,
+    /// What decided it: the catalog rules alone (no policy set published
+    /// yet; every codec-1 decision reads as this), or the policy engine,
+    /// with everything a replay needs to re-evaluate it. Added in codec 2.
+    pub basis: DecisionBasis,
+}
+
+/// What made a decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionBasis {
+    /// The catalog rules of `grantledger-core` alone: no policy set was in
+    /// force. A replay re-runs them on the recorded request.
+    #[default]
+    Catalog,
+    /// The policy engine (catalog + Cedar policies + exception rules).
+    Policy(PolicyBasis),
+}
+
+/// The policy engine's account of one decision: the policy set in force,
+/// what determined the outcome, the evaluator, and every value it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBasis {
+    /// The `policy_hash` of the [`PolicyPublished`] in force. With the
+    /// decision's `catalog_hash` it names everything that was in force.
+    pub policy_hash: String,
+    /// The `@id`s of the policies that determined the outcome, sorted and
+    /// distinct. Empty for a deny by the catalog or the combination rules,
+    /// and for the default deny, which `no_permit_matched` says explicitly.
+    pub determining_policies: Vec<String>,
+    /// True when no permit policy was satisfied (the default deny).
+    pub no_permit_matched: bool,
+    /// True when the request was decided as a time-boxed exception.
+    pub exception: bool,
+    /// The `cedar-policy` version that evaluated it.
+    pub cedar_version: String,
+    /// Every value the engine evaluated, sorted by dotted name
+    /// (`context.device_managed`, `principal.groups`, `entitlement.risk_tier`).
+    pub evaluated: Vec<EvaluatedValue>,
+}
+
+/// One value a policy decision evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatedValue {
+    /// The dotted name, such as `context.on_call`.
+    pub name: String,
+    /// The value as compact JSON text (`true`, `42`, `"CHG-1"`, `["a","b"]`).
+    pub value_json: String,
+}
+
+/// A policy set came into force: the Cedar text and the exception rules,
+/// exactly as published, so every later decision can be re-evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPublished {
+    /// [`policy_hash`] of the two texts, hex; decisions cite it.
+    pub policy_hash: String,
+    /// The Cedar policies, exactly as published.
+    pub policy_text: String,
+    /// The exception rules (TOML), exactly as published, if any.
+    pub exceptions_text: Option<String>,
+    /// Who published it.
+    pub published_by: PrincipalId,
+}
+
+/// The hash a [`PolicyPublished`] is known by: blake3 in derive-key mode
+/// (context `grantledger 2026 published policy v1`) over the length-prefixed
+/// policy text, then a presence byte and the length-prefixed exception rules.
+/// Lengths are u64 big-endian.
+pub fn policy_hash(policy_text: &str, exceptions_text: Option<&str>) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("grantledger 2026 published policy v1");
+    hasher.update(&(policy_text.len() as u64).to_be_bytes());
+    hasher.update(policy_text.as_bytes());
+    match exceptions_text {
+        None => {
+            hasher.update(&[0]);
+        }
+        Some(text) => {
+            hasher.update(&[1]);
+            hasher.update(&(text.len() as u64).to_be_bytes());
+            hasher.update(text.as_bytes());
+        }
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// An approver's verdict.

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -29,4 +31,22 @@ pub struct SubmitRequest {
     /// The TTL asked for, in milliseconds; the entry's default when absent.
     #[serde(default)]
     pub ttl_ms: Option<i64>,
+    /// The groups the intake channel's identity provider puts the principal
+    /// in, for policies that read `principal.groups`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// What the intake channel knows about the situation, for the Cedar
+    /// policies: `in_maintenance_window`, `device_managed`, `on_call`
+    /// (booleans), `change_record`, `incident` (strings), `risk_score`
+    /// (0..=100), `workload_identity` and `task` (records). Checked field by
+    /// field when a policy set is in force; ignored by the catalog-only rules.
+    /// The values evaluated are recorded with the decision.
+    #[serde(default)]
+    pub context: BTreeMap<String, serde_json::Value>,
+    /// A workload's or agent's signed identity token (a SPIFFE JWT-SVID or
+    /// an OIDC ID token). The ledger verifies it against its configured
+    /// issuers and passes the verified claims to the policies as
+    /// `context.workload_identity`; the token itself is never recorded.
+    #[serde(default)]
+    pub identity_token: Option<String>,
 }

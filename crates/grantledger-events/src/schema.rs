@@ -27,6 +27,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<RevocationFailed>("events/revocation_failed.schema.json"),
         one::<BreakGlassInvoked>("events/break_glass_invoked.schema.json"),
         one::<ReviewRecorded>("events/review_recorded.schema.json"),
+        one::<PolicyPublished>("events/policy_published.schema.json"),
     ]
 }
 

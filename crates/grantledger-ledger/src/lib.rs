@@ -12,10 +12,26 @@
 //! earlier inputs of the batch left it, and [`Batch::commit`] writes every
 //! staged event in one synced RocksDB write. Nothing a batch decided may be
 //! reported to anyone before `commit` returns.
+//!
+//! The ledger holds the policy engine (`grantledger-policy`): once a policy
+//! set was published (`PolicyPublished`, validated by the engine before it
+//! is recorded), every request is decided by the engine under the policy set
+//! and catalog in force, and the decision records everything a replay needs
+//! to re-evaluate it ([`recheck`]). Before that, the catalog-only rules of
+//! `grantledger-core` decide, and the decision says so (`basis: catalog`).
+
+mod engine;
+mod recheck;
+
+pub use engine::{build_engine, engine_decision, policy_request};
+pub use recheck::{Difference, RecheckReport, recheck};
 
 use std::path::Path;
+use std::sync::Arc;
 
-use grantledger_core::{ApplyError, Command, Rejection, State, apply, decide};
+use grantledger_core::{ApplyError, Catalog, Command, EngineInput, Rejection, State, apply, decide_with};
+use grantledger_policy::Engine;
+use grantledger_policy::identity::Issuers;
 use grantledger_events::{
     Causation, Committed, DecodeError, Envelope, Event, RequestId, TenantId, Timestamp,
     decode_body, encode_body,
@@ -98,6 +114,16 @@ pub enum LedgerError {
         /// The record's tenant.
         found: TenantId,
     },
+    /// A published policy set (or a catalog published while one is in force)
+    /// does not load into the policy engine: a log the ledger would never
+    /// have written.
+    #[error("record `{sequence}`: the policy engine refuses what is in force: {message}")]
+    PolicyInvalid {
+        /// The record.
+        sequence: u64,
+        /// The engine's message.
+        message: String,
+    },
     /// An earlier commit failed, so the in-memory state may be ahead of the
     /// log; the ledger must be reopened (which replays the log).
     #[error("an earlier commit failed: reopen the ledger to rebuild its state from the log")]
@@ -110,20 +136,26 @@ pub struct Ledger {
     state: State,
     tenant: TenantId,
     poisoned: bool,
+    /// The policy engine for the policy set and catalog in force, once a
+    /// policy set was published.
+    engine: Option<Arc<Engine>>,
+    /// The identity token issuers requests are verified against, when
+    /// configured ([`Ledger::set_identity`]).
+    identity: Option<Arc<Issuers>>,
 }
 
 impl Ledger {
     /// Creates a new, empty partition in `dir` (which must not hold a log).
     pub fn create(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
         let log = Log::create(dir, options)?;
-        Ok(Ledger { log, state: State::default(), tenant, poisoned: false })
+        Ok(Ledger { log, state: State::default(), tenant, poisoned: false, engine: None, identity: None })
     }
 
     /// Opens an existing partition and rebuilds its state from the log.
     pub fn open(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
         let log = Log::open(dir, options)?;
-        let state = fold(&log, Some(&tenant), u64::MAX, |_| {})?;
-        Ok(Ledger { log, state, tenant, poisoned: false })
+        let (state, engine) = fold_with_engine(&log, Some(&tenant), u64::MAX, |_| {})?;
+        Ok(Ledger { log, state, tenant, poisoned: false, engine, identity: None })
     }
 
     /// The state as of the last staged input (committed or not).
@@ -139,6 +171,20 @@ impl Ledger {
     /// The log underneath, for reads.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The policy engine in force, once a policy set was published.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_deref()
+    }
+
+    /// Verifies the identity tokens of requests against `issuers` from now
+    /// on (`None`: no issuers, so a request carrying a token is refused).
+    /// With issuers configured, a request may claim a workload identity only
+    /// through a token that verifies; its verified claims, never the token,
+    /// reach the policies and the log (`context.workload_identity`).
+    pub fn set_identity(&mut self, issuers: Option<Arc<Issuers>>) {
+        self.identity = issuers;
     }
 
     /// Starts a batch at ledger time `max(now, head time)`: a clock that
@@ -192,7 +238,53 @@ impl Batch<'_> {
     /// [`Batch::commit`] returns.
     pub fn stage(&mut self, input: Input) -> Result<Staged, Rejection> {
         assert!(!self.is_full(), "batch holds {BATCH_INPUTS_MAX} inputs already: commit first");
-        let events = decide(&self.ledger.state, &input.command, self.time)?;
+        let state = &self.ledger.state;
+        // The engine that comes into force with this input, if it changes one.
+        let mut engine_next: Option<Arc<Engine>> = None;
+        let engine_input = match &input.command {
+            Command::PublishPolicy { policy_text, exceptions_text, .. } => match state.catalog() {
+                // The core refuses it: no catalog in force.
+                None => EngineInput::None,
+                Some(catalog) => {
+                    let engine = build_engine(catalog.clone(), policy_text, exceptions_text.as_deref())
+                        .map_err(|error| Rejection::PolicyInvalid { message: error.to_string() })?;
+                    engine_next = Some(Arc::new(engine));
+                    EngineInput::PolicyValidated {
+                        policy_hash: grantledger_events::policy_hash(policy_text, exceptions_text.as_deref()),
+                    }
+                }
+            },
+            Command::PublishCatalog { text, .. } => {
+                // A new catalog must keep the policy set in force loadable;
+                // a catalog that does not parse is the core's to refuse.
+                if let (Some(policy), Ok(catalog)) = (state.policy(), Catalog::parse(text)) {
+                    let engine = build_engine(catalog, &policy.policy_text, policy.exceptions_text.as_deref())
+                        .map_err(|error| Rejection::PolicyInvalid {
+                            message: format!(
+                                "the policy set in force (`{}`) does not fit this catalog: {error}",
+                                policy.policy_hash
+                            ),
+                        })?;
+                    engine_next = Some(Arc::new(engine));
+                }
+                EngineInput::None
+            }
+            Command::Submit(request) => {
+                let verified = verify_identity(self.ledger.identity.as_deref(), request, self.time)?;
+                let request = verified.as_ref().unwrap_or(request);
+                match (&self.ledger.engine, state.policy_hash()) {
+                    (Some(engine), Some(policy_hash)) => {
+                        EngineInput::Decision(engine_decision(engine, policy_hash, request, self.time)?)
+                    }
+                    _ => EngineInput::None,
+                }
+            }
+            _ => EngineInput::None,
+        };
+        let events = decide_with(state, &input.command, self.time, &engine_input)?;
+        if let Some(engine) = engine_next {
+            self.ledger.engine = Some(engine);
+        }
         let sequence_first = self.ledger.log.head().sequence + self.envelopes.len() as u64 + 1;
         for event in &events {
             // INVARIANT: decide's events always apply to the state they were
@@ -267,7 +359,8 @@ impl Batch<'_> {
                 },
             })
             .collect();
-        let result = self.ledger.log.append_batch(&records);
+        // The header names the codec the bodies were encoded with.
+        let result = self.ledger.log.append_batch_versioned(grantledger_events::CODEC_VERSION, &records);
         let written = records.len();
         drop(records);
         match result {
@@ -302,6 +395,57 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// Intake verification of a request's identity token, at ledger time `now`:
+/// `Some(request)` with the verified claims as `context.workload_identity`
+/// (and no token) when it carries one, `None` when there is nothing to
+/// verify. Refuses a token that does not verify, a token when no issuers are
+/// configured, and, when issuers are configured, a workload identity claimed
+/// in the context without a token.
+fn verify_identity(
+    issuers: Option<&Issuers>,
+    request: &grantledger_events::SubmitRequest,
+    now: Timestamp,
+) -> Result<Option<grantledger_events::SubmitRequest>, Rejection> {
+    let refuse = |reason: &str, detail: String| Rejection::IdentityRejected {
+        request_id: request.request_id.clone(),
+        reason: reason.to_string(),
+        detail,
+    };
+    let Some(token) = &request.identity_token else {
+        if issuers.is_some() && request.context.contains_key("workload_identity") {
+            return Err(refuse(
+                "identity_unverified",
+                "`context.workload_identity` comes only from an identity token the ledger verified".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(issuers) = issuers else {
+        return Err(refuse(
+            "no_issuers_configured",
+            "the request carries an identity token and this ledger has no token issuers configured".to_string(),
+        ));
+    };
+    let claims = issuers
+        .verify(token, now)
+        .map_err(|rejection| refuse(rejection.kind().code(), rejection.message().to_string()))?;
+    let identity = claims.to_workload_identity();
+    let mut verified = request.clone();
+    verified.identity_token = None;
+    let mut record = serde_json::Map::new();
+    record.insert("issuer".into(), identity.issuer.into());
+    record.insert("subject".into(), identity.subject.into());
+    record.insert("audience".into(), identity.audience.into());
+    if let Some(spiffe_id) = identity.spiffe_id {
+        record.insert("spiffe_id".into(), spiffe_id.into());
+    }
+    if let Some(trust_domain) = identity.trust_domain {
+        record.insert("trust_domain".into(), trust_domain.into());
+    }
+    verified.context.insert("workload_identity".into(), serde_json::Value::Object(record));
+    Ok(Some(verified))
+}
+
 /// The request an event belongs to: the command's own request id when it
 /// has one, else the request the event's grant was issued for.
 fn correlation_of(command: &Command, event: &Event) -> RequestId {
@@ -323,6 +467,9 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
         Event::CatalogPublished(e) => {
             return RequestId::new(format!("catalog:{}", &e.catalog_hash[..16])).ok();
         }
+        Event::PolicyPublished(e) => {
+            return RequestId::new(format!("policy:{}", &e.policy_hash[..16])).ok();
+        }
         Event::RequestSubmitted(e) => return Some(e.request_id.clone()),
         Event::DecisionRecorded(e) => return Some(e.request_id.clone()),
         Event::ApprovalRecorded(e) => return Some(e.request_id.clone()),
@@ -340,13 +487,48 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
 /// Folds the log through the state machine from genesis up to and including
 /// sequence `to`, checking every record decodes, belongs to `tenant` (when
 /// given) and follows the rules. `progress` gets each applied sequence.
+///
+/// Every published policy set (and every catalog published while one is in
+/// force) is loaded into the policy engine, as the ledger did before
+/// recording it: a policy the engine refuses fails the fold at its record.
 pub fn fold(
     log: &Log,
     tenant: Option<&TenantId>,
     to: u64,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<State, LedgerError> {
+    fold_with_engine(log, tenant, to, progress).map(|(state, _)| state)
+}
+
+/// The engine for what `state` has in force, after `event` was applied to
+/// it, when `event` changed it.
+pub(crate) fn engine_after(
+    state: &State,
+    event: &Event,
+    sequence: u64,
+) -> Result<Option<Arc<Engine>>, LedgerError> {
+    let changes = matches!(event, Event::PolicyPublished(_))
+        || (matches!(event, Event::CatalogPublished(_)) && state.policy().is_some());
+    if !changes {
+        return Ok(None);
+    }
+    // INVARIANT: a policy is only in force under a catalog (apply checks).
+    let (Some(policy), Some(catalog)) = (state.policy(), state.catalog()) else {
+        return Ok(None);
+    };
+    build_engine(catalog.clone(), &policy.policy_text, policy.exceptions_text.as_deref())
+        .map(|engine| Some(Arc::new(engine)))
+        .map_err(|error| LedgerError::PolicyInvalid { sequence, message: error.to_string() })
+}
+
+fn fold_with_engine(
+    log: &Log,
+    tenant: Option<&TenantId>,
+    to: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(State, Option<Arc<Engine>>), LedgerError> {
     let mut state = State::default();
+    let mut engine = None;
     for record in log.iter_from(1) {
         let record = record?;
         let sequence = record.header.sequence;
@@ -365,9 +547,12 @@ pub fn fold(
         }
         apply(&mut state, &envelope.event, Timestamp(record.header.time_ms))
             .map_err(|error| LedgerError::Apply { sequence, error })?;
+        if let Some(next) = engine_after(&state, &envelope.event, sequence)? {
+            engine = Some(next);
+        }
         progress(sequence);
     }
-    Ok(state)
+    Ok((state, engine))
 }
 
 /// Decodes one record body, naming the record when it does not decode.

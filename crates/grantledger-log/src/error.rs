@@ -59,6 +59,8 @@ pub enum AppendErrorKind {
     IndexKeysInvalid,
     /// The sequence number would overflow.
     SequenceExhausted,
+    /// The header version asked for is not one of the format's.
+    VersionUnknown,
     /// A checkpoint to store is empty, too large, or of a tree size the log
     /// does not have.
     CheckpointInvalid,

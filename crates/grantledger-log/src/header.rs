@@ -9,12 +9,25 @@ pub const HEADER_BYTES: usize = 87;
 /// How many leading header bytes the record hash covers: every field before `hash`.
 pub const HEADER_HASHED_BYTES: usize = 55;
 
-/// The only header version so far: the body is encoded with bincode `=2.0.1`, standard
-/// config, via serde. The log never decodes bodies; it only records which codec wrote them.
+/// Header version 1: the body is encoded with bincode `=2.0.1`, standard config, via
+/// serde, in the first layout of the event types. The log never decodes bodies; it only
+/// records which codec wrote them.
 pub const VERSION_BINCODE_2_STANDARD: u8 = 1;
 
-/// The version this crate writes.
+/// Header version 2: bincode `=2.0.1`, standard config, via serde, in the second layout
+/// of the event types (`grantledger-events`' `CODEC_VERSION` 2: decisions record their
+/// basis, policy sets are published). Same encoder, different types: since bincode is
+/// not self-describing, a layout change is a new version.
+pub const VERSION_BINCODE_2_STANDARD_LAYOUT_2: u8 = 2;
+
+/// The version [`Log::append_batch`](crate::Log::append_batch) writes;
+/// [`Log::append_batch_versioned`](crate::Log::append_batch_versioned) writes another.
 pub const VERSION_CURRENT: u8 = VERSION_BINCODE_2_STANDARD;
+
+/// True for the header versions of the format: 1 and 2.
+pub fn version_known(version: u8) -> bool {
+    version == VERSION_BINCODE_2_STANDARD || version == VERSION_BINCODE_2_STANDARD_LAYOUT_2
+}
 
 /// Prefix of every record hash, so a record hash can never be confused with a blake3 hash
 /// of anything else (a Merkle leaf, a checkpoint, a body on its own).
@@ -87,7 +100,7 @@ impl RecordHeader {
     /// Which format rule the header breaks on its own, if any. Rules that need the body
     /// or the neighbouring records (length, hash, parent, time) are checked by `verify`.
     pub fn invalid(&self) -> Option<&'static str> {
-        if self.version != VERSION_BINCODE_2_STANDARD {
+        if !version_known(self.version) {
             return Some(crate::rule::UNKNOWN_VERSION);
         }
         if self.sequence == 0 {
@@ -190,7 +203,7 @@ mod tests {
         );
         let changed = [
             RecordHeader {
-                version: 2,
+                version: 3,
                 ..header
             },
             RecordHeader {

@@ -40,7 +40,8 @@ pub use crate::error::{
 };
 pub use crate::header::{
     BODY_BYTES_MAX, GENESIS_PARENT, HASH_DOMAIN_TAG, HEADER_BYTES, HEADER_HASHED_BYTES, Record,
-    RecordHeader, VERSION_BINCODE_2_STANDARD, VERSION_CURRENT,
+    RecordHeader, VERSION_BINCODE_2_STANDARD, VERSION_BINCODE_2_STANDARD_LAYOUT_2, VERSION_CURRENT,
+    version_known,
 };
 pub use crate::checkpoints::{CHECKPOINT_BYTES_MAX, META_KEY_CHECKPOINT_PREFIX};
 pub use crate::layout::IndexName;

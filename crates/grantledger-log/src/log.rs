@@ -292,6 +292,22 @@ impl Log {
         &mut self,
         records: &[NewRecord<'_>],
     ) -> Result<Vec<RecordHeader>, AppendError> {
+        self.append_batch_versioned(VERSION_CURRENT, records)
+    }
+
+    /// [`Log::append_batch`] with header version `version` (the codec the caller encoded
+    /// the bodies with), which must be one of the format's.
+    pub fn append_batch_versioned(
+        &mut self,
+        version: u8,
+        records: &[NewRecord<'_>],
+    ) -> Result<Vec<RecordHeader>, AppendError> {
+        if !crate::header::version_known(version) {
+            return Err(AppendError::new(
+                AppendErrorKind::VersionUnknown,
+                format!("header version `{version}` is not one of the format's (1, 2)"),
+            ));
+        }
         if self.read_only {
             return Err(AppendError::new(
                 AppendErrorKind::ReadOnly,
@@ -342,7 +358,7 @@ impl Log {
         };
         for (sequence, record) in (self.head.sequence + 1..=last_sequence).zip(records) {
             let mut header = RecordHeader {
-                version: VERSION_CURRENT,
+                version,
                 sequence,
                 time_ms: record.time_ms,
                 kind: record.kind,

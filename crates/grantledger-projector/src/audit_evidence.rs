@@ -396,6 +396,7 @@ impl Projection for AuditEvidence {
                 txn.put_value(KEY_CATALOG.to_vec(), &(e.catalog_hash.clone(), sequence));
                 return Ok(());
             }
+            Event::PolicyPublished(_) => return Ok(()),
             Event::RequestSubmitted(e) => {
                 let open = OpenRequest {
                     principal: e.principal.id.clone(),

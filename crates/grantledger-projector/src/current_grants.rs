@@ -248,6 +248,7 @@ impl Projection for CurrentGrants {
                 txn.delete(grant_key(&grant.grant_id));
             }
             Event::CatalogPublished(_)
+            | Event::PolicyPublished(_)
             | Event::RevocationConfirmed(_)
             | Event::RevocationFailed(_)
             | Event::BreakGlassInvoked(_)

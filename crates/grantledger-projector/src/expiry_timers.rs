@@ -250,6 +250,7 @@ impl Projection for ExpiryTimers {
                 txn.delete(grant_key(&e.grant_id));
             }
             Event::CatalogPublished(_)
+            | Event::PolicyPublished(_)
             | Event::RequestSubmitted(_)
             | Event::DecisionRecorded(_)
             | Event::ApprovalRecorded(_)

@@ -794,6 +794,7 @@ fn decided(request: &str, outcome: DecisionOutcome) -> Event {
         entitlement: EntitlementId::new("db-read").unwrap(),
         catalog_hash: "c".repeat(64),
         ttl_granted_ms: 1000,
+        basis: grantledger_events::DecisionBasis::Catalog,
     })
 }
 

@@ -6,7 +6,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | `version` (1: bincode `=2.0.1` standard config) |
+//! | 0 | 1 | `version` (1 or 2: bincode `=2.0.1` standard config, first or second event layout) |
 //! | 1 | 8 | `sequence` (u64, from 1) |
 //! | 9 | 8 | `time_ms` (i64, UTC ms) |
 //! | 17 | 2 | `kind` (u16) |
@@ -34,8 +34,12 @@ pub const HEADER_HASHED_BYTES: usize = 55;
 /// Prefix of every record hash input (22 bytes, the last one NUL).
 pub const HASH_DOMAIN_TAG: &[u8; 22] = b"grantledger/record/v1\0";
 
-/// The only header version of log format 1.
+/// Header version 1: bincode `=2.0.1`, standard config, first layout of the events.
 pub const VERSION_BINCODE_2_STANDARD: u8 = 1;
+
+/// Header version 2: the same codec, second layout of the events (decisions record
+/// their basis; policy sets are published). The record rules are the same.
+pub const VERSION_BINCODE_2_STANDARD_LAYOUT_2: u8 = 2;
 
 /// Largest body of log format 1, in bytes.
 pub const BODY_BYTES_MAX: u32 = 1 << 20;
@@ -68,7 +72,7 @@ pub struct RecordHeader {
 pub enum RecordRule {
     /// Fewer than 87 bytes, or more than [`RECORD_BYTES_MAX`].
     HeaderTruncated,
-    /// `version` is not 1.
+    /// `version` is not 1 or 2.
     UnknownVersion,
     /// `sequence` is 0.
     SequenceZero,
@@ -153,11 +157,13 @@ pub fn check_record(record: &[u8]) -> Result<RecordHeader, RecordError> {
             ),
         ));
     };
-    if header.version != VERSION_BINCODE_2_STANDARD {
+    if header.version != VERSION_BINCODE_2_STANDARD
+        && header.version != VERSION_BINCODE_2_STANDARD_LAYOUT_2
+    {
         return Err(error(
             RecordRule::UnknownVersion,
             format!(
-                "header version `{}` is not `1`, the only version of log format 1",
+                "header version `{}` is not `1` or `2`, the versions of the log format",
                 header.version
             ),
         ));

@@ -51,6 +51,7 @@ principal_kinds = ["human", "workload"]
 approval = { approvers = 2, group = "dba" }
 ticket_required = true
 break_glass_ttl_max_s = 900
+request_ttl_s = 86400
 
 [[entitlement]]
 id = "db-export"
@@ -158,6 +159,9 @@ pub fn req(
         justification: "investigating INC-42".to_string(),
         ticket: None,
         ttl_ms: None,
+        groups: Vec::new(),
+        context: Default::default(),
+        identity_token: None,
     }
 }
 
@@ -296,6 +300,7 @@ pub fn decided(
         entitlement: request.entitlement.clone(),
         catalog_hash: catalog_hash(CATALOG),
         ttl_granted_ms,
+        basis: grantledger_events::DecisionBasis::Catalog,
     })
 }
 
@@ -789,6 +794,8 @@ impl Auditor {
                 assert!(request.break_glass, "review of a break-glass grant");
                 assert_ne!(e.reviewer, request.principal.id, "no self-review");
             }
+            // The workload never publishes a policy set.
+            Event::PolicyPublished(_) => panic!("the workload publishes no policy set"),
         }
     }
 
