@@ -463,6 +463,7 @@ pub struct LedgerArgs {
     pub checkpoint_every: u64,
     pub checkpoint_interval_s: u64,
     pub checkpoint_file: Option<std::path::PathBuf>,
+    pub identity_issuers: Option<std::path::PathBuf>,
 }
 
 /// Runs the ledger service until SIGTERM or SIGINT.
@@ -484,6 +485,11 @@ pub fn ledger(args: LedgerArgs) -> Result<(), Failure> {
     config.user_password = args.user_password;
     config.inbox_prefix = args.inbox_prefix;
     config.catalog = Some(catalog);
+    if let Some(path) = &args.identity_issuers {
+        let issuers = grantledger_policy::identity::Issuers::load(path)
+            .map_err(|e| anyhow!("--identity-issuers `{}`: {e}", path.display()))?;
+        config.identity = Some(std::sync::Arc::new(issuers));
+    }
     if let Some(key) = &args.checkpoint_key {
         let key = grantledger_proof::SignerKey::read_file(key).map_err(|e| anyhow!("--checkpoint-key: {e}"))?;
         config.checkpoints = Some(grantledger_nats::ledger_service::CheckpointConfig {

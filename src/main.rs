@@ -78,6 +78,12 @@ enum Commands {
         /// Write the newest checkpoint to this file too (replaced atomically).
         #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
         checkpoint_file: Option<PathBuf>,
+        /// Workload identity issuers (TOML naming each issuer, its audiences
+        /// and its JWKS file): a request's `identity_token` is verified
+        /// against them at intake and only its verified claims reach the
+        /// policies. Without it, requests carrying a token are refused.
+        #[arg(long, value_name = "FILE")]
+        identity_issuers: Option<PathBuf>,
     },
     /// Remove access at a target system when the ledger revokes or expires a
     /// grant, through a shell command or a webhook, and report the outcome
@@ -336,6 +342,7 @@ fn main() -> ExitCode {
             checkpoint_every,
             checkpoint_interval,
             checkpoint_file,
+            identity_issuers,
         } => commands::ledger(commands::LedgerArgs {
             data,
             nats,
@@ -348,6 +355,7 @@ fn main() -> ExitCode {
             checkpoint_every,
             checkpoint_interval_s: checkpoint_interval,
             checkpoint_file,
+            identity_issuers,
         }),
         Commands::Verify { data, checkpoint, public_keys, json } => {
             commands::verify(&data, checkpoint.as_deref(), &public_keys, json)

@@ -485,3 +485,22 @@ async fn the_service_signs_checkpoints_keeps_publishes_and_writes_them() {
     let checked = Command::new(BIN).arg("verify-bundle").arg(&bundle_file).arg("--public-key").arg(&public).output().expect("verify-bundle");
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
 }
+
+#[test]
+fn an_identity_issuers_file_that_does_not_load_is_refused_by_name_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuers = dir.path().join("issuers.toml");
+    std::fs::write(&issuers, "this is = not [toml").expect("write");
+    let data = dir.path().join("ledger");
+    let output = Command::new(BIN)
+        .args(["ledger", "--data"])
+        .arg(&data)
+        .args(["--nats", "nats://127.0.0.1:1", "--identity-issuers"])
+        .arg(&issuers)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--identity-issuers") && stderr.contains("issuers.toml"), "{stderr}");
+    assert!(!data.exists(), "nothing was created");
+}

@@ -92,6 +92,9 @@ pub struct ServiceConfig {
     /// The ledger's clock: the system clock, or a test's manual one (so
     /// expiry can be tested without sleeping through real TTLs).
     pub clock: Clock,
+    /// Workload identity issuers: requests carrying a token are verified
+    /// against them at intake; without them such requests are refused.
+    pub identity: Option<Arc<grantledger_policy::identity::Issuers>>,
 }
 
 /// When and how the service signs checkpoints of its log.
@@ -127,6 +130,7 @@ impl ServiceConfig {
             counters: Arc::new(Counters::default()),
             checkpoints: None,
             clock: Clock::system(),
+            identity: None,
         }
     }
 }
@@ -359,6 +363,7 @@ pub async fn run(
         std::fs::create_dir_all(&config.data_dir).map_err(|e| ServiceError::Io(e.to_string()))?;
         Ledger::create(&config.data_dir, tenant_id.clone(), options)?
     };
+    ledger.set_identity(config.identity.clone());
     if ledger.log().head().sequence == 0 {
         if let Some(text) = &config.catalog {
             let mut batch = ledger.begin(config.clock.now())?;
