@@ -8,6 +8,7 @@
 
 mod commands;
 mod evidence;
+mod nats_args;
 mod policy_cli;
 mod progress;
 mod project_cli;

@@ -27,15 +27,8 @@ pub struct ProjectArgs {
     /// The tenant (partition) followed.
     #[arg(long, value_name = "T", default_value = "acme")]
     tenant: String,
-    /// NATS credentials file.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "password"])]
-    creds: Option<PathBuf>,
-    /// NATS user.
-    #[arg(long, value_name = "U", requires = "password")]
-    user: Option<String>,
-    /// NATS password.
-    #[arg(long, value_name = "P", requires = "user")]
-    password: Option<String>,
+    #[command(flatten)]
+    login: crate::nats_args::NatsLogin,
     /// Inbox prefix (the shipped config gives projectors `_INBOX_PROJECTOR`
     /// and the expiry projector `_INBOX_EXPIRY`).
     #[arg(long, value_name = "PREFIX")]
@@ -98,8 +91,8 @@ pub fn run(args: ProjectArgs) -> Result<(), Failure> {
     grantledger_nats::ledger_events_filter(&args.tenant)
         .map_err(|error| anyhow!("--tenant: {error}"))?;
     let mut config = ProjectorConfig::new(&args.name, args.data, args.nats, args.tenant);
-    config.creds_file = args.creds;
-    config.user_password = args.user.zip(args.password);
+    config.user_password = args.login.user_password();
+    config.creds_file = args.login.creds;
     config.inbox_prefix = args.inbox_prefix;
     if let Some(durable) = args.durable {
         config.durable_name = durable;

@@ -1,7 +1,6 @@
 //! `grantledger revoker`: a revocation worker around a shell command or a
 //! webhook, on the library of `grantledger_nats::revoker`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -35,15 +34,8 @@ pub struct RevokerArgs {
     /// removed; anything else, or none within the timeout, is a failure.
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
-    /// NATS credentials file.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "password"])]
-    creds: Option<PathBuf>,
-    /// NATS user.
-    #[arg(long, value_name = "U", requires = "password")]
-    user: Option<String>,
-    /// NATS password.
-    #[arg(long, value_name = "P", requires = "user")]
-    password: Option<String>,
+    #[command(flatten)]
+    login: crate::nats_args::NatsLogin,
     /// Inbox prefix (the shipped server config gives workers `_INBOX_WORKER`).
     #[arg(long, value_name = "PREFIX")]
     inbox_prefix: Option<String>,
@@ -125,8 +117,8 @@ pub fn run(args: RevokerArgs) -> Result<(), Failure> {
         }
     };
     let mut config = WorkerConfig::new(args.nats, args.subject);
-    config.creds_file = args.creds;
-    config.user_password = args.user.zip(args.password);
+    config.user_password = args.login.user_password();
+    config.creds_file = args.login.creds;
     config.inbox_prefix = args.inbox_prefix;
     config.worker_name = args.worker;
     if let Some(durable) = args.durable {

@@ -22,6 +22,10 @@ use grantledger_ledger::{Input, Ledger};
 use grantledger_log::{Log, LogOptions};
 use grantledger_testkit::NatsServer;
 
+mod common;
+
+use common::XorShift;
+
 const BIN: &str = env!("CARGO_BIN_EXE_grantledger");
 
 fn start(data: &Path, url: &str) -> Child {
@@ -45,29 +49,6 @@ fn request(id: usize) -> String {
     format!(
         r#"{{"request_id":"req-{id}","tenant":"acme","principal":{{"id":"svc-{id}","kind":"workload","owner":"team-a"}},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"batch job"}}"#
     )
-}
-
-/// A small deterministic generator: tests are reproducible from their seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
 }
 
 async fn connect(url: &str) -> (async_nats::Client, jetstream::Context) {

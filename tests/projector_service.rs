@@ -27,23 +27,11 @@ use grantledger_nats::{
 use grantledger_projector::{PROJECTION_NAMES, rebuild_from_log};
 use grantledger_testkit::NatsServer;
 
+mod common;
+
+use common::XorShift;
+
 const BIN: &str = env!("CARGO_BIN_EXE_grantledger");
-
-/// A small deterministic generator: tests are reproducible from their seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 async fn connect(url: &str) -> (async_nats::Client, jetstream::Context) {
     let client = async_nats::ConnectOptions::new()

@@ -369,16 +369,7 @@ fn decide_submit(
         },
     );
     let mut events = vec![
-        Event::RequestSubmitted(RequestSubmitted {
-            request_id: request.request_id.clone(),
-            principal: request.principal.clone(),
-            entitlement: request.entitlement.clone(),
-            resource: request.resource.clone(),
-            actions: request.actions.clone(),
-            justification: request.justification.clone(),
-            ticket: request.ticket.clone(),
-            ttl_requested_ms: request.ttl_ms,
-        }),
+        Event::RequestSubmitted(RequestSubmitted::from_request(request)),
         Event::DecisionRecorded(DecisionRecorded {
             request_id: request.request_id.clone(),
             outcome: evaluation.outcome.clone(),
@@ -438,16 +429,7 @@ fn decide_submit_by_engine(
         message,
     })?;
     let mut events = vec![
-        Event::RequestSubmitted(RequestSubmitted {
-            request_id: request.request_id.clone(),
-            principal: request.principal.clone(),
-            entitlement: request.entitlement.clone(),
-            resource: request.resource.clone(),
-            actions: request.actions.clone(),
-            justification: request.justification.clone(),
-            ticket: request.ticket.clone(),
-            ttl_requested_ms: request.ttl_ms,
-        }),
+        Event::RequestSubmitted(RequestSubmitted::from_request(request)),
         Event::DecisionRecorded(DecisionRecorded {
             request_id: request.request_id.clone(),
             outcome: decision.outcome.clone(),

@@ -291,6 +291,24 @@ pub struct RequestSubmitted {
     pub ttl_requested_ms: Option<i64>,
 }
 
+impl RequestSubmitted {
+    /// What the log records of a producer's request: everything but the
+    /// tenant (the envelope's), the intake-only context and groups, and the
+    /// identity token, which is never recorded.
+    pub fn from_request(request: &crate::SubmitRequest) -> RequestSubmitted {
+        RequestSubmitted {
+            request_id: request.request_id.clone(),
+            principal: request.principal.clone(),
+            entitlement: request.entitlement.clone(),
+            resource: request.resource.clone(),
+            actions: request.actions.clone(),
+            justification: request.justification.clone(),
+            ticket: request.ticket.clone(),
+            ttl_requested_ms: request.ttl_ms,
+        }
+    }
+}
+
 /// The outcome of a policy decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -107,16 +107,7 @@ pub fn engine_decision(
         request_id: request.request_id.clone(),
         message: error.to_string(),
     };
-    let submitted = RequestSubmitted {
-        request_id: request.request_id.clone(),
-        principal: request.principal.clone(),
-        entitlement: request.entitlement.clone(),
-        resource: request.resource.clone(),
-        actions: request.actions.clone(),
-        justification: request.justification.clone(),
-        ticket: request.ticket.clone(),
-        ttl_requested_ms: request.ttl_ms,
-    };
+    let submitted = RequestSubmitted::from_request(request);
     let input = policy_request(&submitted, request.groups.clone(), &request.context, now).map_err(invalid)?;
     let decision = engine.evaluate(&input).map_err(invalid)?;
     Ok(to_engine_decision(decision, policy_hash))
