@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -24,26 +24,9 @@ use grantledger_testkit::NatsServer;
 
 mod common;
 
-use common::XorShift;
+use common::{XorShift, spawn_ledger, terminate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_grantledger");
-
-fn start(data: &Path, url: &str) -> Child {
-    Command::new(BIN)
-        .args(["ledger", "--data"])
-        .arg(data)
-        .args(["--nats", url, "--tenant", "acme"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the ledger")
-}
-
-fn stop(mut ledger: Child) {
-    Command::new("kill").args(["-TERM", &ledger.id().to_string()]).status().expect("kill -TERM");
-    let status = ledger.wait().expect("reaped");
-    assert!(status.success(), "SIGTERM exits 0, got {status}");
-}
 
 fn request(id: usize) -> String {
     format!(
@@ -192,7 +175,7 @@ async fn ten_thousand_requests_published_one_to_three_times_in_random_order_are_
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("ledger");
     let (_client, js) = connect(&server.url()).await;
-    let ledger = start(&data, &server.url());
+    let ledger = spawn_ledger(&data, &server.url());
     wait_for_streams(&js).await;
 
     const REQUESTS: usize = 10_000;
@@ -218,7 +201,7 @@ async fn ten_thousand_requests_published_one_to_three_times_in_random_order_are_
 
     // 1 catalog event + 3 per request (submitted, decision, issued).
     wait_for_events(&js, 1 + 3 * REQUESTS as u64, Duration::from_secs(240)).await;
-    stop(ledger);
+    terminate(ledger);
     assert!(published > REQUESTS * 3 / 2, "the test published duplicates ({published} messages)");
     assert_each_decided_once(&decisions_per_request(&data), REQUESTS);
     assert_stream_mirrors_log(&js, &data).await;
@@ -234,7 +217,7 @@ async fn sigkill_at_random_moments_under_load_ten_rounds_then_every_input_decide
     const ROUNDS: usize = 10;
     const PER_ROUND: usize = 300;
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let mut ledger = start(&data, &server.url());
+    let mut ledger = spawn_ledger(&data, &server.url());
     wait_for_streams(&js).await;
     let mut next = 0;
     for _round in 0..ROUNDS {
@@ -253,7 +236,7 @@ async fn sigkill_at_random_moments_under_load_ten_rounds_then_every_input_decide
                 tokio::time::sleep(pause).await;
                 ledger.kill().expect("SIGKILL");
                 ledger.wait().expect("reaped");
-                ledger = start(&data, &server.url());
+                ledger = spawn_ledger(&data, &server.url());
             }
         }
         for ack in acks {
@@ -263,7 +246,7 @@ async fn sigkill_at_random_moments_under_load_ten_rounds_then_every_input_decide
     }
 
     wait_for_events(&js, 1 + 3 * (ROUNDS * PER_ROUND) as u64, Duration::from_secs(120)).await;
-    stop(ledger);
+    terminate(ledger);
     assert_each_decided_once(&decisions_per_request(&data), ROUNDS * PER_ROUND);
     assert_stream_mirrors_log(&js, &data).await;
 }
@@ -275,7 +258,7 @@ async fn nats_server_restarted_under_load_loses_nothing_and_decides_nothing_twic
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("ledger");
     let (_client, js) = connect(&url).await;
-    let ledger = start(&data, &url);
+    let ledger = spawn_ledger(&data, &url);
     wait_for_streams(&js).await;
 
     // A producer that keeps publishing while the server goes away and comes
@@ -328,7 +311,7 @@ async fn nats_server_restarted_under_load_loses_nothing_and_decides_nothing_twic
     // Inputs whose acks were lost in a restart come back after ack_wait (30 s)
     // as duplicates; the count must not move when they do.
     wait_for_events(&js, 1 + 3 * REQUESTS as u64, Duration::from_secs(120)).await;
-    stop(ledger);
+    terminate(ledger);
     assert_each_decided_once(&decisions_per_request(&data), REQUESTS);
     assert_stream_holds_log(&js, &data).await;
     eprintln!("producer retried {retried} publishes across the restarts");
@@ -340,20 +323,20 @@ async fn events_committed_but_never_published_are_published_at_the_next_start() 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("ledger");
     let (_client, js) = connect(&server.url()).await;
-    let ledger = start(&data, &server.url());
+    let ledger = spawn_ledger(&data, &server.url());
     wait_for_streams(&js).await;
     for id in 0..20 {
         js.publish("grants.requests.acme", request(id).into()).await.expect("publish").await.expect("stored");
     }
     wait_for_events(&js, 1 + 3 * 20, Duration::from_secs(30)).await;
-    stop(ledger);
+    terminate(ledger);
 
     // A crash after the commit and before the publish leaves records in the
     // log that the stream never saw: make exactly that state.
     commit_without_the_service(&data, 20..25);
-    let ledger = start(&data, &server.url());
+    let ledger = spawn_ledger(&data, &server.url());
     wait_for_events(&js, 1 + 3 * 25, Duration::from_secs(30)).await;
-    stop(ledger);
+    terminate(ledger);
     assert_each_decided_once(&decisions_per_request(&data), 25);
     assert_stream_mirrors_log(&js, &data).await;
 }
@@ -364,13 +347,13 @@ async fn holes_a_nats_restart_left_in_ledger_events_are_filled_at_the_next_start
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("ledger");
     let (_client, js) = connect(&server.url()).await;
-    let ledger = start(&data, &server.url());
+    let ledger = spawn_ledger(&data, &server.url());
     wait_for_streams(&js).await;
     for id in 0..10 {
         js.publish("grants.requests.acme", request(id).into()).await.expect("publish").await.expect("stored");
     }
     wait_for_events(&js, 1 + 3 * 10, Duration::from_secs(30)).await;
-    stop(ledger);
+    terminate(ledger);
 
     // Five more requests committed (records 32..=46), of which only the last
     // record reached the stream: what a restart of nats-server can leave
@@ -389,9 +372,9 @@ async fn holes_a_nats_restart_left_in_ledger_events_are_filled_at_the_next_start
     let subject = "ledger.events.acme.grant_issued";
     js.publish_with_headers(subject, headers, line.trim().to_owned().into()).await.expect("publish").await.expect("stored");
 
-    let ledger = start(&data, &server.url());
+    let ledger = spawn_ledger(&data, &server.url());
     wait_for_events(&js, 1 + 3 * 15, Duration::from_secs(30)).await;
-    stop(ledger);
+    terminate(ledger);
     assert_stream_holds_log(&js, &data).await;
 }
 
@@ -438,7 +421,7 @@ async fn the_service_signs_checkpoints_keeps_publishes_and_writes_them() {
         assert!(Instant::now() < deadline, "{held} of 31 events, checkpoint file there: {}", file.exists());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop(ledger);
+    terminate(ledger);
 
     let written = std::fs::read_to_string(&file).expect("the checkpoint file");
     let size: u64 = written.lines().nth(1).expect("a size line").parse().expect("a number");

@@ -29,7 +29,7 @@ use grantledger_testkit::NatsServer;
 
 mod common;
 
-use common::XorShift;
+use common::{XorShift, spawn_ledger, terminate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_grantledger");
 
@@ -268,17 +268,6 @@ async fn events_twice_out_of_order_nakked_timed_out_and_missing_still_give_the_r
     }
 }
 
-fn spawn_ledger(data: &Path, url: &str) -> Child {
-    Command::new(BIN)
-        .args(["ledger", "--data"])
-        .arg(data)
-        .args(["--nats", url, "--tenant", "acme"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the ledger")
-}
-
 fn spawn_projector(name: &str, data: &Path, url: &str) -> Child {
     Command::new(BIN)
         .args(["project", name, "--data"])
@@ -288,15 +277,6 @@ fn spawn_projector(name: &str, data: &Path, url: &str) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("start a projector")
-}
-
-fn terminate(mut child: Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    let status = child.wait().expect("reaped");
-    assert!(status.success(), "SIGTERM exits 0, got {status}");
 }
 
 /// The inputs of request `i`: auto-approved reads, denied exports,

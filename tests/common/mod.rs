@@ -2,6 +2,33 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_grantledger");
+
+/// Starts `grantledger ledger` for tenant `acme` on `data`, logging warnings only.
+pub fn spawn_ledger(data: &Path, url: &str) -> Child {
+    Command::new(BIN)
+        .args(["ledger", "--data"])
+        .arg(data)
+        .args(["--nats", url, "--tenant", "acme"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the ledger")
+}
+
+/// Sends SIGTERM and asserts the process exits 0.
+pub fn terminate(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let status = child.wait().expect("reaped");
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
 /// A small deterministic generator: tests are reproducible from their seed.
 pub struct XorShift(pub u64);
 

@@ -347,12 +347,7 @@ fn decide_submit(
     request: &SubmitRequest,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
-    if state.slot(request.request_id.as_str()).is_some() {
-        return Err(Rejection::RequestIdAlreadyDecided {
-            request_id: request.request_id.clone(),
-        });
-    }
+    let catalog = new_submission(state, request)?;
     let actions = normalize_actions(&request.actions);
     let evaluation = evaluate(
         catalog,
@@ -368,21 +363,47 @@ fn decide_submit(
             ttl_requested_ms: request.ttl_ms,
         },
     );
+    let terms = (evaluation.outcome == DecisionOutcome::Allow).then(|| {
+        // INVARIANT: an allowing evaluation always carries its terms.
+        evaluation.terms.expect("an allow has terms")
+    });
+    let decision = DecisionRecorded {
+        request_id: request.request_id.clone(),
+        outcome: evaluation.outcome,
+        reasons: evaluation.reasons,
+        entitlement: request.entitlement.clone(),
+        catalog_hash: catalog.hash().to_string(),
+        ttl_granted_ms: evaluation.ttl_granted_ms,
+        basis: DecisionBasis::Catalog,
+    };
+    Ok(submission_events(request, &actions, decision, terms, now))
+}
+
+/// The catalog in force, once `request`'s id is known not to be decided yet.
+fn new_submission<'a>(state: &'a State, request: &SubmitRequest) -> Result<&'a Catalog, Rejection> {
+    let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
+    if state.slot(request.request_id.as_str()).is_some() {
+        return Err(Rejection::RequestIdAlreadyDecided {
+            request_id: request.request_id.clone(),
+        });
+    }
+    Ok(catalog)
+}
+
+/// A decided request's events: the request, its decision, and the grant
+/// when `terms` (given only for an allow) issue one.
+fn submission_events(
+    request: &SubmitRequest,
+    actions: &[&str],
+    decision: DecisionRecorded,
+    terms: Option<Terms>,
+    now: Timestamp,
+) -> Vec<Event> {
     let mut events = vec![
         Event::RequestSubmitted(RequestSubmitted::from_request(request)),
-        Event::DecisionRecorded(DecisionRecorded {
-            request_id: request.request_id.clone(),
-            outcome: evaluation.outcome.clone(),
-            reasons: evaluation.reasons,
-            entitlement: request.entitlement.clone(),
-            catalog_hash: catalog.hash().to_string(),
-            ttl_granted_ms: evaluation.ttl_granted_ms,
-            basis: DecisionBasis::Catalog,
-        }),
+        Event::DecisionRecorded(decision),
     ];
-    if evaluation.outcome == DecisionOutcome::Allow {
-        // INVARIANT: an allowing evaluation always carries its terms.
-        let terms = evaluation.terms.expect("an allow has terms");
+    if let Some(terms) = terms {
         events.push(Event::GrantIssued(issue(
             &request.request_id,
             request.principal.clone(),
@@ -393,7 +414,7 @@ fn decide_submit(
             terms,
         )));
     }
-    Ok(events)
+    events
 }
 
 /// A request decided by the policy engine: recorded with the engine's
@@ -404,12 +425,7 @@ fn decide_submit_by_engine(
     now: Timestamp,
     decision: &EngineDecision,
 ) -> Result<Vec<Event>, Rejection> {
-    let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
-    if state.slot(request.request_id.as_str()).is_some() {
-        return Err(Rejection::RequestIdAlreadyDecided {
-            request_id: request.request_id.clone(),
-        });
-    }
+    let catalog = new_submission(state, request)?;
     let actions = normalize_actions(&request.actions);
     let terms = check_engine_decision(
         catalog,
@@ -428,30 +444,17 @@ fn decide_submit_by_engine(
         request_id: request.request_id.clone(),
         message,
     })?;
-    let mut events = vec![
-        Event::RequestSubmitted(RequestSubmitted::from_request(request)),
-        Event::DecisionRecorded(DecisionRecorded {
-            request_id: request.request_id.clone(),
-            outcome: decision.outcome.clone(),
-            reasons: decision.reasons.clone(),
-            entitlement: request.entitlement.clone(),
-            catalog_hash: catalog.hash().to_string(),
-            ttl_granted_ms: decision.ttl_granted_ms,
-            basis: DecisionBasis::Policy(decision.basis.clone()),
-        }),
-    ];
-    if let (DecisionOutcome::Allow, Some(terms)) = (&decision.outcome, terms) {
-        events.push(Event::GrantIssued(issue(
-            &request.request_id,
-            request.principal.clone(),
-            request.entitlement.clone(),
-            request.resource.clone(),
-            actions.iter().map(|action| action.to_string()).collect(),
-            now,
-            terms,
-        )));
-    }
-    Ok(events)
+    let terms = terms.filter(|_| decision.outcome == DecisionOutcome::Allow);
+    let recorded = DecisionRecorded {
+        request_id: request.request_id.clone(),
+        outcome: decision.outcome.clone(),
+        reasons: decision.reasons.clone(),
+        entitlement: request.entitlement.clone(),
+        catalog_hash: catalog.hash().to_string(),
+        ttl_granted_ms: decision.ttl_granted_ms,
+        basis: DecisionBasis::Policy(decision.basis.clone()),
+    };
+    Ok(submission_events(request, &actions, recorded, terms, now))
 }
 
 fn grant_issued(
