@@ -62,9 +62,14 @@ pub const FETCH_MAX: usize = 512;
 /// The most events the consumer lets be delivered and not yet acknowledged.
 pub const ACK_PENDING_MAX: i64 = 10_000;
 
-/// The most timers sent, or notices published, in one round of the expiry
-/// duties; the loop goes back to the events between rounds.
+/// The most timers sent, or notices published, in one batch of the expiry
+/// duties (one store scan, one set of PubAcks awaited together).
 pub const EXPIRY_BATCH_MAX: usize = 2_000;
+
+/// The most timers sent in one round of the expiry duties, in batches of
+/// [`EXPIRY_BATCH_MAX`]; between rounds the duties publish the notices the
+/// ledger's recorded expiries produced, so neither starves the other.
+pub const EXPIRY_ROUND_MAX: usize = 20_000;
 
 /// The largest query accepted, in bytes.
 pub const QUERY_BYTES_MAX: usize = 16 * 1024;
@@ -325,17 +330,24 @@ async fn run_projection<P: Served>(
     };
     tracing::info!(projection = P::NAME, tenant, cursor, durable = %config.durable_name, "projector running");
 
+    // Duties (expiry timers and notices) from their own task, so that
+    // sending a storm of timers and applying the expiries it brings back
+    // overlap. Woken after every applied batch and every `expiry_tick`.
+    let applied = Arc::new(tokio::sync::Notify::new());
+    let (stop_duties, duties_stopped) = tokio::sync::watch::channel(false);
+    let duties = tokio::spawn(run_duties::<P>(
+        projector.clone(),
+        context.clone(),
+        applied.clone(),
+        duties_stopped,
+    ));
+
     let mut chaos = config.chaos.map(|chaos| (chaos, chaos.seed));
     let mut last_event = Instant::now();
-    let mut last_duties = Instant::now() - config.expiry_tick;
     let mut failures = 0u32;
     let result = loop {
         if futures::FutureExt::now_or_never(shutdown.as_mut()).is_some() {
             break Ok(());
-        }
-        if last_duties.elapsed() >= config.expiry_tick {
-            P::duties(&projector, &context).await;
-            last_duties = Instant::now();
         }
         // Not raced against shutdown: a fetch cut short would leave the
         // events on their way unacknowledged until `ack_wait`. It is bounded
@@ -369,7 +381,16 @@ async fn run_projection<P: Served>(
         if let Err(error) = process(&projector, &context, messages, chaos.as_mut()).await {
             break Err(error);
         }
+        applied.notify_one();
     };
+    // The duties finish the round in hand: what they published is marked
+    // so; an interrupted round is repeated after a restart and deduplicated
+    // by its message ids.
+    let _ = stop_duties.send(true);
+    applied.notify_one();
+    if let Err(error) = duties.await {
+        tracing::error!(%error, "the expiry duties task failed");
+    }
     queries.abort();
     if let Err(error) = client.flush().await {
         tracing::debug!(%error, "final flush");
@@ -380,6 +401,24 @@ async fn run_projection<P: Served>(
         "projector stopped"
     );
     result
+}
+
+/// Runs `P::duties` every `expiry_tick`, and at once after an applied
+/// batch, until `stop` turns true.
+async fn run_duties<P: Served>(
+    projector: Arc<RwLock<Projector<P>>>,
+    context: Arc<Context>,
+    applied: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        P::duties(&projector, &context).await;
+        tokio::select! {
+            _ = applied.notified() => {}
+            _ = tokio::time::sleep(context.config.expiry_tick) => {}
+            changed = stop.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Gets or creates the durable consumer, waiting (with backoff) for the
@@ -960,54 +999,64 @@ impl Served for ExpiryTimers {
     }
 }
 
-/// Sends the timers that came due (one bounded batch) to the ledger, through
-/// JetStream, awaiting the PubAcks. A timer lost or refused is sent again
-/// on the projection's next pass; the ledger refuses the expiry of a grant
-/// already revoked, so a repeat is harmless.
+/// Sends the timers that came due to the ledger, through JetStream, in
+/// batches of [`EXPIRY_BATCH_MAX`] whose PubAcks are awaited together, at
+/// most [`EXPIRY_ROUND_MAX`] in one round. A timer lost or refused is sent
+/// again on a later pass; the ledger refuses the expiry of a grant already
+/// revoked, so a repeat is harmless.
 async fn send_timers(
     projector: &RwLock<Projector<ExpiryTimers>>,
     context: &Context,
 ) -> Result<(), String> {
-    let now = context.config.clock.now();
-    let due = blocking(|| write(projector).due(now, EXPIRY_BATCH_MAX))
-        .map_err(|error| error.to_string())?;
-    if due.is_empty() {
-        return Ok(());
-    }
     let subject = timers_subject(&context.config.tenant).map_err(|error| error.to_string())?;
-    let mut acks = Vec::with_capacity(due.len());
-    for timer in &due {
-        let body = serde_json::to_vec(&serde_json::json!({ "grant_id": timer.grant_id }))
-            .expect("serializable");
-        acks.push(
+    let mut sent = 0;
+    while sent < EXPIRY_ROUND_MAX {
+        let now = context.config.clock.now();
+        let due = blocking(|| write(projector).due(now, EXPIRY_BATCH_MAX))
+            .map_err(|error| error.to_string())?;
+        let mut acks = Vec::with_capacity(due.len());
+        for timer in &due {
+            let body = serde_json::to_vec(&serde_json::json!({ "grant_id": timer.grant_id }))
+                .expect("serializable");
+            acks.push(
+                context
+                    .jetstream
+                    .publish(subject.clone(), body.into())
+                    .await
+                    .map_err(|error| error.to_string())?,
+            );
+        }
+        for ack in acks {
+            ack.await.map_err(|error| error.to_string())?;
             context
-                .jetstream
-                .publish(subject.clone(), body.into())
-                .await
-                .map_err(|error| error.to_string())?,
-        );
+                .config
+                .counters
+                .timers_sent
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        sent += due.len();
+        if due.len() < EXPIRY_BATCH_MAX {
+            break;
+        }
     }
-    for ack in acks {
-        ack.await.map_err(|error| error.to_string())?;
-        context
-            .config
-            .counters
-            .timers_sent
-            .fetch_add(1, Ordering::Relaxed);
+    if sent > 0 {
+        tracing::debug!(count = sent, "timers sent");
     }
-    tracing::debug!(count = due.len(), "timers sent");
     Ok(())
 }
 
-/// Publishes the outbox (bounded batches, until empty or a failure) as
-/// expiry notices, marking each published once its PubAck is in.
+/// Publishes the outbox as expiry notices, in batches of
+/// [`EXPIRY_BATCH_MAX`], until it is empty, a publish fails, or
+/// [`EXPIRY_ROUND_MAX`] went out in this round; each is marked published
+/// once its PubAck is in.
 async fn publish_notices(
     projector: &RwLock<Projector<ExpiryTimers>>,
     context: &Context,
 ) -> Result<(), String> {
     let tenant = &context.config.tenant;
     let mut skipped = std::collections::HashSet::new();
-    loop {
+    let mut attempted = 0;
+    while attempted < EXPIRY_ROUND_MAX {
         let outbox = blocking(|| read(projector).to_publish(EXPIRY_BATCH_MAX))
             .map_err(|error| error.to_string())?;
         let outbox: Vec<_> = outbox
@@ -1018,6 +1067,7 @@ async fn publish_notices(
             return Ok(());
         }
         let full = outbox.len() == EXPIRY_BATCH_MAX;
+        attempted += outbox.len();
         let mut pending = Vec::with_capacity(outbox.len());
         for item in &outbox {
             let subject = match expiry_subject(tenant, &item.resource_kind) {
@@ -1076,6 +1126,7 @@ async fn publish_notices(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 fn read<P: Projection>(
