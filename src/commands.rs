@@ -455,8 +455,7 @@ pub struct LedgerArgs {
     pub data: std::path::PathBuf,
     pub nats: String,
     pub tenant: String,
-    pub creds: Option<std::path::PathBuf>,
-    pub user_password: Option<(String, String)>,
+    pub login: crate::nats_args::NatsLogin,
     pub inbox_prefix: Option<String>,
     pub catalog: Option<std::path::PathBuf>,
     pub checkpoint_key: Option<std::path::PathBuf>,
@@ -481,8 +480,8 @@ pub fn ledger(args: LedgerArgs) -> Result<(), Failure> {
         None => DEFAULT_CATALOG.to_owned(),
     };
     let mut config = grantledger_nats::ledger_service::ServiceConfig::new(args.data, args.nats, args.tenant);
-    config.creds_file = args.creds;
-    config.user_password = args.user_password;
+    config.user_password = args.login.user_password()?;
+    config.creds_file = args.login.creds;
     config.inbox_prefix = args.inbox_prefix;
     config.catalog = Some(catalog);
     if let Some(path) = &args.identity_issuers {

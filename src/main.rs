@@ -47,15 +47,8 @@ enum Commands {
         /// The tenant (partition) served.
         #[arg(long, value_name = "T", default_value = "acme")]
         tenant: String,
-        /// NATS credentials file.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "password"])]
-        creds: Option<PathBuf>,
-        /// NATS user.
-        #[arg(long, value_name = "U", requires = "password")]
-        user: Option<String>,
-        /// NATS password.
-        #[arg(long, value_name = "P", requires = "user")]
-        password: Option<String>,
+        #[command(flatten)]
+        login: nats_args::NatsLogin,
         /// Inbox prefix (the shipped config gives the ledger `_INBOX_LEDGER`).
         #[arg(long, value_name = "PREFIX")]
         inbox_prefix: Option<String>,
@@ -210,9 +203,9 @@ enum Commands {
         /// With --nats: the tenant.
         #[arg(long, value_name = "T", default_value = "acme", requires = "nats")]
         tenant: String,
-        /// With --nats: credentials file.
-        #[arg(long, value_name = "FILE", requires = "nats")]
-        creds: Option<PathBuf>,
+        /// With --nats: how to log in.
+        #[command(flatten)]
+        login: nats_args::NatsLogin,
         /// The principal.
         #[arg(long, value_name = "P")]
         principal: String,
@@ -334,9 +327,7 @@ fn main() -> ExitCode {
             data,
             nats,
             tenant,
-            creds,
-            user,
-            password,
+            login,
             inbox_prefix,
             catalog,
             checkpoint_key,
@@ -348,8 +339,7 @@ fn main() -> ExitCode {
             data,
             nats,
             tenant,
-            creds,
-            user_password: user.zip(password),
+            login,
             inbox_prefix,
             catalog,
             checkpoint_key,
@@ -375,9 +365,9 @@ fn main() -> ExitCode {
         Commands::Why { data: Some(data), principal, resource, at, json, bundle, .. } => {
             projections_cli::why(&data, &principal, &resource, &at, json, bundle)
         }
-        Commands::Why { data: None, nats, tenant, creds, principal, resource, at, json, .. } => {
+        Commands::Why { data: None, nats, tenant, login, principal, resource, at, json, .. } => {
             let url = nats.unwrap_or_default();
-            projections_cli::why_running(&url, &tenant, creds, &principal, &resource, &at, json)
+            projections_cli::why_running(&url, &tenant, login, &principal, &resource, &at, json)
         }
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),

@@ -91,7 +91,7 @@ pub fn run(args: ProjectArgs) -> Result<(), Failure> {
     grantledger_nats::ledger_events_filter(&args.tenant)
         .map_err(|error| anyhow!("--tenant: {error}"))?;
     let mut config = ProjectorConfig::new(&args.name, args.data, args.nats, args.tenant);
-    config.user_password = args.login.user_password();
+    config.user_password = args.login.user_password()?;
     config.creds_file = args.login.creds;
     config.inbox_prefix = args.inbox_prefix;
     if let Some(durable) = args.durable {

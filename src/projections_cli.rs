@@ -2,7 +2,7 @@
 //! stores (`replay --projector`), and `why` answered from audit-evidence,
 //! rebuilt from the log or asked of the running projector (`why --nats`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use grantledger_events::{PrincipalId, ResourceId, Timestamp};
@@ -111,7 +111,7 @@ fn why_question(principal: &str, resource: &str, at: &str) -> Result<(PrincipalI
 pub fn why_running(
     url: &str,
     tenant: &str,
-    creds: Option<PathBuf>,
+    login: crate::nats_args::NatsLogin,
     principal: &str,
     resource: &str,
     at: &str,
@@ -121,8 +121,8 @@ pub fn why_running(
     let connection = grantledger_nats::projector_service::QueryConnection {
         url: url.to_owned(),
         tenant: tenant.to_owned(),
-        creds_file: creds,
-        user_password: None,
+        user_password: login.user_password()?,
+        creds_file: login.creds,
         inbox_prefix: None,
         timeout: std::time::Duration::from_secs(10),
     };

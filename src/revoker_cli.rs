@@ -117,7 +117,7 @@ pub fn run(args: RevokerArgs) -> Result<(), Failure> {
         }
     };
     let mut config = WorkerConfig::new(args.nats, args.subject);
-    config.user_password = args.login.user_password();
+    config.user_password = args.login.user_password()?;
     config.creds_file = args.login.creds;
     config.inbox_prefix = args.inbox_prefix;
     config.worker_name = args.worker;

@@ -545,6 +545,24 @@ fn an_unknown_projection_or_tenant_is_refused_by_name_before_connecting() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("127.0.0.1:1"));
+
+    // A user without a password is refused by name, before connecting; the
+    // password is read from the environment, where `ps` does not show it.
+    for command in [&["project", "current-grants", "--data", "/nonexistent"][..], &["why", "--principal", "p", "--resource", "r", "--at", "2026-01-01T00:00:00Z"]] {
+        let output = Command::new(BIN)
+            .args(command)
+            .args(["--nats", "nats://127.0.0.1:1", "--user", "projector"])
+            .env_remove("GRANTLEDGER_NATS_PASSWORD")
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("`--user projector` needs a password") && stderr.contains("GRANTLEDGER_NATS_PASSWORD"),
+            "{command:?}: {stderr}"
+        );
+    }
+    assert!(!Path::new("/nonexistent").exists(), "nothing was created");
 }
 
 /// Every `RevocationConfirmed` in the log, by grant.
