@@ -445,7 +445,6 @@ pub async fn run(
     let publisher = Publisher {
         js: js.clone(),
         client: client.clone(),
-        tenant: config.tenant.clone(),
         rejections: rejections.clone(),
     };
     let mut publisher = AbortOnDrop(tokio::spawn(publisher.run(queue, published_through)));
@@ -724,8 +723,10 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
 /// One committed batch, on its way to the publisher.
 struct Decided {
     /// The records the batch committed, in log order (none when every
-    /// input was refused).
-    records: Vec<Committed>,
+    /// input was refused), encoded for `LEDGER_EVENTS` here, by the
+    /// decider, whose thread waits on the disk, rather than by the
+    /// publisher, whose thread the NATS traffic keeps busy.
+    records: Vec<Prepared>,
     /// The log's head after the commit: the batch's inputs are answered once
     /// JetStream holds every record up to it.
     through: u64,
@@ -843,6 +844,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
         };
         answers.push(Answer { message, receipt, notice, terminate });
     }
+    let records = records.iter().map(|record| prepare(&config.tenant, record)).collect::<Result<_, _>>()?;
     Ok(Decided { records, through: ledger.log().head().sequence, answers })
 }
 
@@ -882,7 +884,6 @@ type AckFuture = std::pin::Pin<
 struct Publisher {
     js: jetstream::Context,
     client: async_nats::Client,
-    tenant: String,
     rejections: String,
 }
 
@@ -946,11 +947,11 @@ impl Publisher {
                     else => unreachable!("the publisher has nothing to wait for"),
                 };
                 match next {
-                    Next::Handed(Some(item)) => {
-                        if let Outgoing::Batch(decided) = &item {
-                            for record in &decided.records {
+                    Next::Handed(Some(mut item)) => {
+                        if let Outgoing::Batch(decided) = &mut item {
+                            for record in std::mem::take(&mut decided.records) {
                                 debug_assert_eq!(record.sequence, published_through + unacked.len() as u64 + 1);
-                                unacked.push_back(prepare(&self.tenant, record)?);
+                                unacked.push_back(record);
                             }
                         }
                         waiting.push_back(item);
