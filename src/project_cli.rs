@@ -42,7 +42,8 @@ pub struct ProjectArgs {
     #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     ack_wait: u64,
     /// audit-evidence: a break-glass grant must be reviewed within this many
-    /// hours of its issue, else it is a finding.
+    /// hours of its issue, and a grant live when its owner was offboarded
+    /// must end within this many hours of it, else it is a finding.
     #[arg(long, value_name = "H", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     review_window_hours: u64,
     /// audit-evidence: a revocation unconfirmed for longer than this many

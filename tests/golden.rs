@@ -12,6 +12,9 @@
 //!   policy engine citing it, in the current codec.
 //! - `records-v1.json`: the chain as codec 1 wrote it, frozen: old logs must
 //!   keep decoding (their decisions read as `basis: catalog`).
+//! - `records-appended.json`: the kinds appended to codec 2 after it first
+//!   shipped, in the current codec: a principal offboarded (kind 13) with
+//!   its grant revoked, and an identity refusal (kind 14).
 
 use std::path::PathBuf;
 
@@ -156,6 +159,68 @@ fn policy_envelopes() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
+fn appended_envelopes() -> Vec<(&'static str, Envelope)> {
+    let tenant = id(TenantId::new, "acme");
+    let alice = id(PrincipalId::new, "alice");
+    let hr = id(PrincipalId::new, "hr-system");
+    let envelope = |correlation: &str, causation: Causation, event: Event| Envelope {
+        tenant: tenant.clone(),
+        producer: "nats:signals".into(),
+        correlation: id(RequestId::new, correlation),
+        causation,
+        event,
+    };
+    vec![
+        (
+            "principal_offboarded",
+            envelope(
+                "offboard:alice",
+                Causation::Input("GRANT_INPUT:7".into()),
+                Event::PrincipalOffboarded(PrincipalOffboarded {
+                    principal: alice.clone(),
+                    by: hr.clone(),
+                    detail: "termination HR-2231".into(),
+                }),
+            ),
+        ),
+        (
+            "grant_revoked_owner_gone",
+            envelope(
+                "req-0001",
+                Causation::Input("GRANT_INPUT:7".into()),
+                Event::GrantRevoked(GrantRevoked {
+                    grant_id: GrantId::for_request(&id(RequestId::new, "req-0001")),
+                    reason: RevocationReason::OwnerGone,
+                    revoked_by: Some(hr),
+                    detail: "termination HR-2231".into(),
+                }),
+            ),
+        ),
+        (
+            "identity_refused",
+            Envelope {
+                producer: "nats:requests".into(),
+                ..envelope(
+                    "req-0003",
+                    Causation::Input("GRANT_INPUT:8".into()),
+                    Event::IdentityRefused(IdentityRefused {
+                        request_id: id(RequestId::new, "req-0003"),
+                        principal: Principal {
+                            id: id(PrincipalId::new, "deployer"),
+                            kind: PrincipalKind::Workload,
+                            owner: Some(id(PrincipalId::new, "team-payments")),
+                        },
+                        entitlement: id(EntitlementId::new, "ci-deploy-staging"),
+                        resource: id(ResourceId::new, "deploy/staging/payments-api"),
+                        reason: "bad_signature".into(),
+                        detail: "the signature does not verify with issuer `https://spire.acme.internal`'s key `spire-ec-1`: the token is forged or altered".into(),
+                    }),
+                )
+            },
+        ),
+    ]
+}
+
 fn generate(envelopes: Vec<(&'static str, Envelope)>) -> Value {
     let mut parent = GENESIS_PARENT;
     let mut vectors = Vec::new();
@@ -207,6 +272,7 @@ fn check_generated(file: &str, generated: Value) {
 fn golden_vectors_match() {
     check_generated("records.json", generate(envelopes()));
     check_generated("records-policy.json", generate(policy_envelopes()));
+    check_generated("records-appended.json", generate(appended_envelopes()));
 }
 
 /// Checks a stored golden file: every body decodes with today's code to the
@@ -240,6 +306,7 @@ fn golden_bodies_decode_to_their_envelopes() {
     // decode with today's code to exactly the envelope written beside them.
     check_stored("records.json", CODEC_VERSION, |_| {});
     check_stored("records-policy.json", CODEC_VERSION, |_| {});
+    check_stored("records-appended.json", CODEC_VERSION, |_| {});
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, Event, EventKind, GrantExtended, GrantId, GrantIssued, GrantRevoked,
-    Principal, RequestSubmitted, ReviewRecorded, RevocationReason, Timestamp,
+    IdentityRefused, Principal, PrincipalOffboarded, RequestSubmitted, ReviewRecorded,
+    RevocationReason, Timestamp,
 };
 
 use crate::catalog::Catalog;
@@ -17,8 +18,10 @@ use crate::policy::{
     BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
     evaluate, is_present, normalize_actions,
 };
-use crate::rejection::Rejection;
-use crate::state::{Approval, Asked, Grant, Holder, Name, Revocation, Stage, State, Terms};
+use crate::rejection::{Reason, Rejection};
+use crate::state::{
+    Approval, Asked, Grant, Holder, IdentityRefusal, Name, Revocation, Stage, State, Terms,
+};
 
 /// Why an event cannot follow the state: which rule it breaks, on which
 /// event, and the offending values.
@@ -126,11 +129,19 @@ pub enum ApplyErrorKind {
     /// catalog-only decision while a policy set is in force, or a policy
     /// decision while none is.
     DecisionPolicyNotInForce,
+    /// A second offboarding of one principal.
+    PrincipalAlreadyOffboarded,
+    /// A grant to, a break-glass by, or an approval of a request of a
+    /// principal that was offboarded.
+    PrincipalOffboarded,
+    /// An identity refusal for a request id already refused or already
+    /// recorded as a request.
+    IdentityRefusalDuplicated,
 }
 
 impl ApplyErrorKind {
     /// Every kind.
-    pub const ALL: [ApplyErrorKind; 33] = [
+    pub const ALL: [ApplyErrorKind; 36] = [
         ApplyErrorKind::TimeWentBack,
         ApplyErrorKind::CatalogInvalid,
         ApplyErrorKind::CatalogHashMismatch,
@@ -164,6 +175,9 @@ impl ApplyErrorKind {
         ApplyErrorKind::ReviewNotAllowed,
         ApplyErrorKind::PolicyHashMismatch,
         ApplyErrorKind::DecisionPolicyNotInForce,
+        ApplyErrorKind::PrincipalAlreadyOffboarded,
+        ApplyErrorKind::PrincipalOffboarded,
+        ApplyErrorKind::IdentityRefusalDuplicated,
     ];
 
     /// A stable snake_case code.
@@ -202,6 +216,9 @@ impl ApplyErrorKind {
             ApplyErrorKind::ReviewNotAllowed => "review_not_allowed",
             ApplyErrorKind::PolicyHashMismatch => "policy_hash_mismatch",
             ApplyErrorKind::DecisionPolicyNotInForce => "decision_policy_not_in_force",
+            ApplyErrorKind::PrincipalAlreadyOffboarded => "principal_already_offboarded",
+            ApplyErrorKind::PrincipalOffboarded => "principal_offboarded",
+            ApplyErrorKind::IdentityRefusalDuplicated => "identity_refusal_duplicated",
         }
     }
 }
@@ -238,6 +255,8 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
         Event::BreakGlassInvoked(e) => apply_break_glass(state, e),
         Event::ReviewRecorded(e) => apply_review(state, e),
         Event::PolicyPublished(e) => apply_policy(state, e),
+        Event::PrincipalOffboarded(e) => apply_offboarding(state, e, at),
+        Event::IdentityRefused(e) => apply_identity_refusal(state, e),
     };
     result.map_err(|(error_kind, detail)| fail(error_kind, detail))?;
     state.core.time_last = Some(at);
@@ -266,6 +285,11 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         | Rejection::ExtensionNeedsApproval { .. }
         | Rejection::ExtensionNotLater { .. }
         | Rejection::ExtensionExceedsCap { .. } => ApplyErrorKind::ExtensionNotAllowed,
+        Rejection::BreakGlassRefused {
+            reason: Reason::PrincipalOffboarded,
+            ..
+        }
+        | Rejection::RequesterOffboarded { .. } => ApplyErrorKind::PrincipalOffboarded,
         Rejection::BreakGlassRefused { .. } => ApplyErrorKind::BreakGlassBreaksPolicy,
         Rejection::GrantNotBreakGlass { .. }
         | Rejection::ReviewAlreadyRecorded { .. }
@@ -283,6 +307,7 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         | Rejection::CatalogAlreadyInForce { .. }
         | Rejection::InputExceedsBound { .. }
         | Rejection::ReasonNotAllowedHere { .. }
+        | Rejection::PrincipalAlreadyOffboarded { .. }
         | Rejection::PrincipalHasNoLiveGrant { .. } => {
             unreachable!(
                 "apply does not run the check that gives `{}`",
@@ -342,6 +367,47 @@ fn apply_policy(state: &mut State, e: &PolicyPublished) -> Result<(), Refusal> {
     }
     state.core.policy_hash = Some(hash);
     state.policy = Some(Arc::new(e.clone()));
+    Ok(())
+}
+
+fn apply_offboarding(state: &mut State, e: &PrincipalOffboarded, at: Timestamp) -> Result<(), Refusal> {
+    if let Some(offboarded_at) = state.offboarded_at(&e.principal) {
+        return Err((
+            ApplyErrorKind::PrincipalAlreadyOffboarded,
+            format!(
+                "principal `{}` was already offboarded at `{offboarded_at}`",
+                e.principal
+            ),
+        ));
+    }
+    let principal = state.intern(e.principal.as_str());
+    state.core.offboarded.insert(principal, at);
+    state.core.counts.principals_offboarded += 1;
+    Ok(())
+}
+
+fn apply_identity_refusal(state: &mut State, e: &IdentityRefused) -> Result<(), Refusal> {
+    let request_id = e.request_id.as_str();
+    if state.slot(request_id).is_some() {
+        return Err((
+            ApplyErrorKind::IdentityRefusalDuplicated,
+            format!("request `{request_id}` was already recorded: a decided request is not refused after the fact"),
+        ));
+    }
+    if let Some((reason, _)) = state.identity_refusal(&e.request_id) {
+        return Err((
+            ApplyErrorKind::IdentityRefusalDuplicated,
+            format!("request `{request_id}` was already refused (`{reason}`): one refusal per request id"),
+        ));
+    }
+    state.core.identity_refusals.insert(
+        Name::from(request_id),
+        IdentityRefusal {
+            reason: e.reason.clone(),
+            detail: e.detail.clone(),
+        },
+    );
+    state.core.counts.identity_refusals += 1;
     Ok(())
 }
 
@@ -436,7 +502,30 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Res
             ),
         ));
     }
+    let offboarded = state.core.offboarded.get(&request.holder.id).copied();
     let terms = match (&e.basis, state.core.policy_hash.as_deref()) {
+        // An offboarded principal's request is denied by the core alone,
+        // with or without a policy set in force.
+        _ if offboarded.is_some() => {
+            let offboarded_at = offboarded.expect("checked by the guard");
+            let denied = e.basis == DecisionBasis::Catalog
+                && e.outcome == DecisionOutcome::Deny
+                && e.reasons == [Reason::PrincipalOffboarded.code()]
+                && e.ttl_granted_ms == 0;
+            if !denied {
+                return Err((
+                    ApplyErrorKind::DecisionContradictsPolicy,
+                    format!(
+                        "decision on request `{request_id}` records `{:?}` {:?}, but its principal `{}` was offboarded at `{offboarded_at}`: the core denies it (`{}`)",
+                        e.outcome,
+                        e.reasons,
+                        request.holder.id,
+                        Reason::PrincipalOffboarded.code()
+                    ),
+                ));
+            }
+            None
+        }
         (DecisionBasis::Catalog, None) => {
             // Re-run the policy on what was recorded: the decision must be
             // exactly what the catalog in force gives.
@@ -623,6 +712,15 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
         ));
     };
     let request = state.request_at(slot);
+    if let Some(offboarded_at) = state.core.offboarded.get(&request.holder.id) {
+        return Err((
+            ApplyErrorKind::PrincipalOffboarded,
+            format!(
+                "grant `{}` to `{}`, which was offboarded at `{offboarded_at}`",
+                e.grant_id, request.holder.id
+            ),
+        ));
+    }
     let (asked, terms) = match &request.stage {
         Stage::Allowed { asked, terms }
         | Stage::Approved { asked, terms }
@@ -890,6 +988,9 @@ fn apply_failure(state: &mut State, grant_id: &GrantId) -> Result<(), Refusal> {
 
 fn apply_break_glass(state: &mut State, e: &BreakGlassInvoked) -> Result<(), Refusal> {
     check_new_request(state, e.request_id.as_str())?;
+    state
+        .check_not_offboarded_break_glass(&e.request_id, &e.principal, &e.entitlement, &e.resource)
+        .map_err(from_rejection)?;
     let catalog = state.catalog.as_deref().expect("checked above");
     let actions = normalize_actions(&e.actions);
     let terms: Terms = check_break_glass(

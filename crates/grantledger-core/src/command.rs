@@ -91,6 +91,19 @@ pub enum Command {
         /// The signal.
         detail: String,
     },
+    /// A principal left (an HR system or identity provider says so): the
+    /// offboarding is recorded, every live grant the principal holds is
+    /// revoked with reason `owner_gone`, its later requests are denied
+    /// (`principal_offboarded`) and its pending requests can no longer be
+    /// approved. Refused for a principal offboarded before.
+    Offboard {
+        /// Who left.
+        principal: PrincipalId,
+        /// Who says so (the HR system, the identity provider).
+        by: PrincipalId,
+        /// The signal.
+        detail: String,
+    },
     /// Record that a grant reached its `expires_at` (sent by the expiry
     /// timer). Refused before `expires_at`.
     Expire {
@@ -176,6 +189,7 @@ impl Command {
             Command::Extend { .. } => "extend",
             Command::BreakGlass { .. } => "break_glass",
             Command::Review { .. } => "review",
+            Command::Offboard { .. } => "offboard",
         }
     }
 }

@@ -5,8 +5,9 @@
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, EntitlementId, Event, GrantExtended, GrantId, GrantIssued, GrantRevoked,
-    Principal, PrincipalId, RequestId, RequestSubmitted, ResourceId, ReviewRecorded,
-    RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest, Timestamp,
+    IdentityRefused, Principal, PrincipalId, PrincipalOffboarded, RequestId, RequestSubmitted,
+    ResourceId, ReviewRecorded, RevocationConfirmed, RevocationFailed, RevocationReason,
+    SubmitRequest, Timestamp,
 };
 
 use grantledger_events::{DecisionBasis, PolicyBasis, PolicyPublished, policy_hash};
@@ -20,7 +21,7 @@ use crate::policy::{
     BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
     evaluate, is_present, normalize_actions,
 };
-use crate::rejection::Rejection;
+use crate::rejection::{Reason, Rejection};
 use crate::state::{Grant, Holder, Slot, Stage, State, Terms};
 
 /// What the policy engine (which lives outside the core: the core does not
@@ -40,6 +41,16 @@ pub enum EngineInput {
     /// The engine's decision on a [`Command::Submit`], under the policy set
     /// in force.
     Decision(EngineDecision),
+    /// The request's identity token did not verify at intake (for
+    /// [`Command::Submit`]): the refusal is recorded (`IdentityRefused`) the
+    /// first time for its request id, and given back after that. The token
+    /// never reaches the core.
+    IdentityRefused {
+        /// The verifier's reason code (`bad_signature`, `expired`, ...).
+        reason: String,
+        /// What was wrong, naming the value (never the token).
+        detail: String,
+    },
 }
 
 /// The policy engine's decision on one request, as the core records it.
@@ -116,19 +127,24 @@ pub fn decide_with(
                 published_by: published_by.clone(),
             })])
         }
-        Command::Submit(request) => match state.policy_hash() {
-            None => decide_submit(state, request, now),
-            Some(in_force) => match engine {
-                EngineInput::Decision(decision)
-                    if decision.basis.policy_hash == in_force
-                        && state.catalog_hash() == Some(decision.catalog_hash.as_str()) =>
-                {
-                    decide_submit_by_engine(state, request, now, decision)
-                }
-                _ => Err(Rejection::PolicyDecisionMissing {
-                    policy_hash: in_force.to_string(),
-                }),
-            },
+        Command::Submit(request) => match (engine, state.policy_hash()) {
+            (EngineInput::IdentityRefused { reason, detail }, _) => {
+                decide_identity_refusal(state, request, reason, detail)
+            }
+            // The core denies an offboarded principal whatever a policy says.
+            _ if state.offboarded_at(&request.principal.id).is_some() => {
+                decide_offboarded_submit(state, request, now)
+            }
+            (_, None) => decide_submit(state, request, now),
+            (EngineInput::Decision(decision), Some(in_force))
+                if decision.basis.policy_hash == in_force
+                    && state.catalog_hash() == Some(decision.catalog_hash.as_str()) =>
+            {
+                decide_submit_by_engine(state, request, now, decision)
+            }
+            (_, Some(in_force)) => Err(Rejection::PolicyDecisionMissing {
+                policy_hash: in_force.to_string(),
+            }),
         },
         Command::Approve {
             request_id,
@@ -203,31 +219,48 @@ pub fn decide_with(
             by,
             detail,
         } => {
-            let events: Vec<Event> = state
-                .core
-                .unrevoked_by_principal
-                .get(principal.as_str())
-                .into_iter()
-                .flatten()
-                .filter(|&&slot| {
-                    state
-                        .grant_at(slot)
-                        .is_some_and(|grant| grant.is_active_at(now))
-                })
-                .map(|&slot| {
-                    Event::GrantRevoked(GrantRevoked {
-                        grant_id: state.grant_id_at(slot),
-                        reason: RevocationReason::RiskSignal,
-                        revoked_by: Some(by.clone()),
-                        detail: detail.clone(),
-                    })
-                })
-                .collect();
+            let events = revoke_live_grants(
+                state,
+                principal,
+                RevocationReason::RiskSignal,
+                by,
+                detail,
+                now,
+            );
             if events.is_empty() {
                 return Err(Rejection::PrincipalHasNoLiveGrant {
                     principal: principal.clone(),
                 });
             }
+            Ok(events)
+        }
+        Command::Offboard {
+            principal,
+            by,
+            detail,
+        } => {
+            if let Some(offboarded_at) = state.offboarded_at(principal) {
+                return Err(Rejection::PrincipalAlreadyOffboarded {
+                    principal: principal.clone(),
+                    offboarded_at,
+                });
+            }
+            // Recorded even when the principal holds nothing: an owner's
+            // offboarding is what the auditors' finding on its workloads'
+            // grants is measured from.
+            let mut events = vec![Event::PrincipalOffboarded(PrincipalOffboarded {
+                principal: principal.clone(),
+                by: by.clone(),
+                detail: detail.clone(),
+            })];
+            events.extend(revoke_live_grants(
+                state,
+                principal,
+                RevocationReason::OwnerGone,
+                by,
+                detail,
+                now,
+            ));
             Ok(events)
         }
         Command::Expire { grant_id } => {
@@ -288,6 +321,7 @@ pub fn decide_with(
                     request_id: request_id.clone(),
                 });
             }
+            state.check_not_offboarded_break_glass(request_id, principal, entitlement, resource)?;
             let normalized = normalize_actions(actions);
             let input = BreakGlassInput {
                 kind: principal.kind,
@@ -340,6 +374,103 @@ pub fn decide_with(
             })])
         }
     }
+}
+
+/// A revocation of every grant `principal` holds live at `now`, in the
+/// order its requests were recorded.
+fn revoke_live_grants(
+    state: &State,
+    principal: &PrincipalId,
+    reason: RevocationReason,
+    by: &PrincipalId,
+    detail: &str,
+    now: Timestamp,
+) -> Vec<Event> {
+    state
+        .core
+        .unrevoked_by_principal
+        .get(principal.as_str())
+        .into_iter()
+        .flatten()
+        .filter(|&&slot| {
+            state
+                .grant_at(slot)
+                .is_some_and(|grant| grant.is_active_at(now))
+        })
+        .map(|&slot| {
+            Event::GrantRevoked(GrantRevoked {
+                grant_id: state.grant_id_at(slot),
+                reason,
+                revoked_by: Some(by.clone()),
+                detail: detail.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A request whose identity token did not verify: recorded the first time
+/// for its request id, the recorded refusal given back after that. A request
+/// id already decided is a duplicate, whatever its token.
+fn decide_identity_refusal(
+    state: &State,
+    request: &SubmitRequest,
+    reason: &str,
+    detail: &str,
+) -> Result<Vec<Event>, Rejection> {
+    let request_id = &request.request_id;
+    if state.slot(request_id.as_str()).is_some() {
+        return Err(Rejection::RequestIdAlreadyDecided {
+            request_id: request_id.clone(),
+        });
+    }
+    if let Some((reason, detail)) = state.identity_refusal(request_id) {
+        return Err(Rejection::IdentityRejected {
+            request_id: request_id.clone(),
+            reason: reason.to_string(),
+            detail: detail.to_string(),
+        });
+    }
+    for (field, text, max) in [
+        ("identity refusal reason", reason, ACTION_BYTES_MAX),
+        ("identity refusal detail", detail, TEXT_BYTES_MAX),
+    ] {
+        if text.len() > max {
+            return Err(Rejection::InputExceedsBound {
+                field,
+                size: text.len(),
+                max,
+            });
+        }
+    }
+    Ok(vec![Event::IdentityRefused(IdentityRefused {
+        request_id: request_id.clone(),
+        principal: request.principal.clone(),
+        entitlement: request.entitlement.clone(),
+        resource: request.resource.clone(),
+        reason: reason.to_string(),
+        detail: detail.to_string(),
+    })])
+}
+
+/// A request by an offboarded principal: recorded, and denied by the core
+/// alone (`principal_offboarded`), with or without a policy set in force.
+fn decide_offboarded_submit(
+    state: &State,
+    request: &SubmitRequest,
+    now: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    let catalog = new_submission(state, request)?;
+    let actions = normalize_actions(&request.actions);
+    let decision = DecisionRecorded {
+        request_id: request.request_id.clone(),
+        outcome: DecisionOutcome::Deny,
+        reasons: vec![Reason::PrincipalOffboarded.code().to_string()],
+        entitlement: request.entitlement.clone(),
+        catalog_hash: catalog.hash().to_string(),
+        ttl_granted_ms: 0,
+        basis: DecisionBasis::Catalog,
+    };
+    Ok(submission_events(request, &actions, decision, None, now))
 }
 
 fn decide_submit(
@@ -568,7 +699,9 @@ fn check_bounds(command: &Command) -> Result<(), Rejection> {
         Command::Approve { comment, .. } | Command::Deny { comment, .. } => {
             texts.push(("comment", comment));
         }
-        Command::Revoke { detail, .. } | Command::RiskSignal { detail, .. } => {
+        Command::Revoke { detail, .. }
+        | Command::RiskSignal { detail, .. }
+        | Command::Offboard { detail, .. } => {
             texts.push(("detail", detail));
         }
         Command::Expire { .. } | Command::Extend { .. } => {}
@@ -640,6 +773,17 @@ impl State {
                 status: request.stage.status(),
             });
         };
+        // An offboarded requester's request may still be refused (that
+        // closes it), never approved.
+        if verdict == ApprovalVerdict::Approve
+            && let Some(&offboarded_at) = self.core.offboarded.get(&request.holder.id)
+        {
+            return Err(Rejection::RequesterOffboarded {
+                request_id: request_id.clone(),
+                principal: request.holder.to_principal().id,
+                offboarded_at,
+            });
+        }
         // The owner of a non-human is barred as well as the requester. Today
         // non-humans never wait for approval, so this only matters if that
         // rule is ever relaxed; it costs nothing to hold.
@@ -814,6 +958,25 @@ impl State {
             });
         }
         Ok((slot, grant))
+    }
+
+    /// Refuses a break-glass by an offboarded principal.
+    pub(crate) fn check_not_offboarded_break_glass(
+        &self,
+        request_id: &RequestId,
+        principal: &Principal,
+        entitlement: &EntitlementId,
+        resource: &ResourceId,
+    ) -> Result<(), Rejection> {
+        if self.offboarded_at(&principal.id).is_some() {
+            return Err(Rejection::BreakGlassRefused {
+                request_id: request_id.clone(),
+                entitlement: entitlement.clone(),
+                resource: resource.clone(),
+                reason: Reason::PrincipalOffboarded,
+            });
+        }
+        Ok(())
     }
 
     /// Checks that `reviewer` may record the review a break-glass grant owes.

@@ -54,11 +54,14 @@ pub enum Reason {
     BreakGlassReasonRequired,
     /// Break-glass for longer than the entry's break-glass cap.
     TtlExceedsBreakGlassMax,
+    /// The principal was offboarded: it may ask for nothing more, whatever
+    /// the catalog or a policy says.
+    PrincipalOffboarded,
 }
 
 impl Reason {
     /// Every code, in declaration order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::AutoApproved,
         Reason::ApprovalRequired,
         Reason::EntitlementUnknown,
@@ -78,6 +81,7 @@ impl Reason {
         Reason::BreakGlassHumanOnly,
         Reason::BreakGlassReasonRequired,
         Reason::TtlExceedsBreakGlassMax,
+        Reason::PrincipalOffboarded,
     ];
 
     /// The stable snake_case code.
@@ -102,6 +106,7 @@ impl Reason {
             Reason::BreakGlassHumanOnly => "break_glass_human_only",
             Reason::BreakGlassReasonRequired => "break_glass_reason_required",
             Reason::TtlExceedsBreakGlassMax => "ttl_exceeds_break_glass_max",
+            Reason::PrincipalOffboarded => "principal_offboarded",
         }
     }
 
@@ -138,6 +143,7 @@ impl Reason {
             Reason::BreakGlassHumanOnly => "only a person may break the glass",
             Reason::BreakGlassReasonRequired => "break-glass requires a reason",
             Reason::TtlExceedsBreakGlassMax => "the TTL must not exceed the break-glass cap",
+            Reason::PrincipalOffboarded => "an offboarded principal may ask for nothing",
         }
     }
 }
@@ -221,7 +227,10 @@ pub enum Rejection {
     },
     /// The request's identity token did not verify (forged, expired, not yet
     /// valid, wrong audience or issuer, `alg: none`, ...), or the request
-    /// claims a workload identity without a token the ledger verified.
+    /// claims a workload identity without a token the ledger verified. The
+    /// first refusal of a request id is recorded (`IdentityRefused`); a later
+    /// failing submission of that request id gets the recorded refusal back
+    /// as this rejection, and nothing more is recorded.
     #[error("request `{request_id}`: identity refused (`{reason}`): {detail}")]
     IdentityRejected {
         /// The request.
@@ -308,6 +317,27 @@ pub enum Rejection {
     ReasonNotAllowedHere {
         /// The reason given.
         reason: RevocationReason,
+    },
+    /// A second offboarding of one principal.
+    #[error("principal `{principal}` was already offboarded at `{offboarded_at}`")]
+    PrincipalAlreadyOffboarded {
+        /// The principal.
+        principal: PrincipalId,
+        /// When it was offboarded.
+        offboarded_at: Timestamp,
+    },
+    /// An approval of a request whose requester was offboarded since it was
+    /// decided. A refusal still closes it.
+    #[error(
+        "request `{request_id}` may not be approved: its requester `{principal}` was offboarded at `{offboarded_at}`"
+    )]
+    RequesterOffboarded {
+        /// The request.
+        request_id: RequestId,
+        /// The requester.
+        principal: PrincipalId,
+        /// When it was offboarded.
+        offboarded_at: Timestamp,
     },
     /// A risk signal about a principal with no live grant.
     #[error("principal `{principal}` has no live grant to revoke")]
@@ -411,7 +441,7 @@ pub enum Rejection {
 impl Rejection {
     /// Every code [`Rejection::code`] can return, except a refused
     /// break-glass's, which is the [`Reason`] it broke.
-    pub const CODES: [&'static str; 32] = [
+    pub const CODES: [&'static str; 34] = [
         "identity_rejected",
         "request_expired",
         "policy_invalid",
@@ -434,6 +464,8 @@ impl Rejection {
         "grant_not_active",
         "reason_not_allowed_here",
         "principal_has_no_live_grant",
+        "principal_already_offboarded",
+        "requester_offboarded",
         "grant_not_yet_expired",
         "grant_not_revoked",
         "revocation_already_confirmed",
@@ -471,6 +503,8 @@ impl Rejection {
             Rejection::GrantNotActive { .. } => "grant_not_active",
             Rejection::ReasonNotAllowedHere { .. } => "reason_not_allowed_here",
             Rejection::PrincipalHasNoLiveGrant { .. } => "principal_has_no_live_grant",
+            Rejection::PrincipalAlreadyOffboarded { .. } => "principal_already_offboarded",
+            Rejection::RequesterOffboarded { .. } => "requester_offboarded",
             Rejection::GrantNotYetExpired { .. } => "grant_not_yet_expired",
             Rejection::GrantNotRevoked { .. } => "grant_not_revoked",
             Rejection::RevocationAlreadyConfirmed { .. } => "revocation_already_confirmed",

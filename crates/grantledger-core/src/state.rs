@@ -210,6 +210,10 @@ pub struct Counts {
     pub break_glass: u64,
     /// Break-glass reviews recorded.
     pub reviews: u64,
+    /// Principals offboarded.
+    pub principals_offboarded: u64,
+    /// Identity refusals recorded (one per request id at most).
+    pub identity_refusals: u64,
 }
 
 impl State {
@@ -237,6 +241,20 @@ impl State {
     /// The ledger time of the last applied event.
     pub fn time_last(&self) -> Option<Timestamp> {
         self.core.time_last
+    }
+
+    /// When `principal` was offboarded, if it was.
+    pub fn offboarded_at(&self, principal: &PrincipalId) -> Option<Timestamp> {
+        self.core.offboarded.get(principal.as_str()).copied()
+    }
+
+    /// The recorded identity refusal of `request_id`, if one was recorded:
+    /// its reason code and detail.
+    pub fn identity_refusal(&self, request_id: &RequestId) -> Option<(&str, &str)> {
+        self.core
+            .identity_refusals
+            .get(request_id.as_str())
+            .map(|refusal| (refusal.reason.as_str(), refusal.detail.as_str()))
     }
 
     /// May `principal` do `action` on `resource` at `at`? True iff some
@@ -622,6 +640,19 @@ pub(crate) struct Core {
     // number of unrevoked grants giving that access.
     pub(crate) access: BTreeMap<Name, BTreeMap<Name, BTreeMap<Name, u32>>>,
     pub(crate) counts: Counts,
+    /// Offboarded principals and when.
+    pub(crate) offboarded: BTreeMap<Name, Timestamp>,
+    /// Recorded identity refusals by request id (request ids are not
+    /// interned: they are unique).
+    pub(crate) identity_refusals: BTreeMap<Name, IdentityRefusal>,
+}
+
+/// A recorded identity refusal, what a later failing submission of the same
+/// request id gets back.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct IdentityRefusal {
+    pub(crate) reason: String,
+    pub(crate) detail: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -10,8 +10,9 @@ use common::*;
 use grantledger_core::{ApplyErrorKind, Command, State, apply, catalog_hash, decide};
 use grantledger_events::{
     ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome, DecisionRecorded, Event,
-    GrantExtended, GrantId, GrantIssued, PolicyPublished, ReviewRecorded, ReviewVerdict,
-    RevocationConfirmed, RevocationFailed, RevocationReason, Timestamp, policy_hash,
+    GrantExtended, GrantId, GrantIssued, IdentityRefused, PolicyPublished, PrincipalOffboarded,
+    ReviewRecorded, ReviewVerdict, RevocationConfirmed, RevocationFailed, RevocationReason,
+    Timestamp, policy_hash,
 };
 
 use ApplyErrorKind as K;
@@ -37,6 +38,25 @@ fn with(
     let mut events = base.to_vec();
     events.extend(more.into_iter().map(|event| (at, event)));
     events
+}
+
+fn offboarded(principal: &str) -> Event {
+    Event::PrincipalOffboarded(PrincipalOffboarded {
+        principal: pid(principal),
+        by: pid("hr-system"),
+        detail: "left".into(),
+    })
+}
+
+fn identity_refused(request: &str) -> Event {
+    Event::IdentityRefused(IdentityRefused {
+        request_id: rid(request),
+        principal: workload("svc-etl", "alice"),
+        entitlement: ent("db-read"),
+        resource: res("db/prod/orders"),
+        reason: "bad_signature".into(),
+        detail: "forged".into(),
+    })
 }
 
 fn grant_of(events: &[Event]) -> GrantIssued {
@@ -491,6 +511,56 @@ fn rows() -> Vec<Row> {
             }),
             at: t(1),
             kind: K::ReviewNotAllowed,
+        },
+        Row {
+            name: "a second offboarding of one principal",
+            base: with(&catalog, [offboarded("alice")], T0),
+            event: offboarded("alice"),
+            at: t(1),
+            kind: K::PrincipalAlreadyOffboarded,
+        },
+        Row {
+            name: "a grant to a principal offboarded since its decision",
+            base: with(&allowed, [offboarded("alice")], T0),
+            event: Event::GrantIssued(grant.clone()),
+            at: T0,
+            kind: K::PrincipalOffboarded,
+        },
+        Row {
+            name: "an approval of an offboarded requester's request",
+            base: with(&pending, [offboarded("alice")], T0),
+            event: approval("r1", "dana", ApprovalVerdict::Approve),
+            at: t(1),
+            kind: K::PrincipalOffboarded,
+        },
+        Row {
+            name: "a break-glass by an offboarded principal",
+            base: with(&catalog, [offboarded("alice")], T0),
+            event: next(&catalog, break_glass("bg1", human("alice"), "db-write", "db/prod/orders", MINUTE), T0)
+                .remove(0),
+            at: T0,
+            kind: K::PrincipalOffboarded,
+        },
+        Row {
+            name: "an allowing decision on an offboarded principal's request",
+            base: with(&catalog, [offboarded("alice"), submitted(&read)], T0),
+            event: decision(&read, DecisionOutcome::Allow, &["auto_approved"], HOUR),
+            at: T0,
+            kind: K::DecisionContradictsPolicy,
+        },
+        Row {
+            name: "an identity refusal of a request already recorded",
+            base: granted.clone(),
+            event: identity_refused("r1"),
+            at: t(1),
+            kind: K::IdentityRefusalDuplicated,
+        },
+        Row {
+            name: "a second identity refusal of one request id",
+            base: with(&catalog, [identity_refused("r9")], T0),
+            event: identity_refused("r9"),
+            at: t(1),
+            kind: K::IdentityRefusalDuplicated,
         },
         Row {
             name: "an event earlier than the one before",

@@ -10,8 +10,9 @@ use grantledger_core::{
 };
 use grantledger_events::{
     ApprovalVerdict, BreakGlassInvoked, DecisionBasis, DecisionOutcome, EvaluatedValue, Event,
-    GrantExtended, GrantIssued, PolicyBasis, PolicyPublished, RevocationConfirmed,
-    RevocationFailed, RevocationReason, SubmitRequest, policy_hash,
+    GrantExtended, GrantIssued, IdentityRefused, PolicyBasis, PolicyPublished,
+    PrincipalOffboarded, RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest,
+    policy_hash,
 };
 
 use ApprovalVerdict::{Approve, Deny};
@@ -798,6 +799,181 @@ fn a_risk_signal_revokes_several_grants_at_once() {
         revoked("r1", RiskSignal, Some("risk-engine"), "impossible travel"),
         revoked("r2", RiskSignal, Some("risk-engine"), "impossible travel"),
     ]);
+}
+
+// ------------------------------------------------------------------ offboarding
+
+fn offboarded_event(principal: &str) -> Event {
+    Event::PrincipalOffboarded(PrincipalOffboarded {
+        principal: pid(principal),
+        by: pid("hr-system"),
+        detail: "left the company".into(),
+    })
+}
+
+#[test]
+fn an_offboarding_is_recorded_and_revokes_every_live_grant_of_the_principal_at_once() {
+    let scenario = given_commands([
+        (T0, submit(read_req("r1", human("alice"), "db/prod/orders"))),
+        (T0, submit(read_req("r2", human("alice"), "db/prod/users"))),
+        (
+            T0,
+            submit(SubmitRequest {
+                ttl_ms: Some(MINUTE),
+                ..read_req("r3", human("alice"), "db/prod/ledger")
+            }),
+        ),
+        (t(1), submit(read_req("r4", human("alice"), "db/prod/x"))),
+        (t(1), submit(read_req("r5", agent("alice-bot", "alice"), "db/prod/orders"))),
+        (t(2), revoke("r4", TaskComplete, "alice")),
+    ]);
+    // r3 has expired (unrecorded) and r4 is revoked: r1 and r2 are live.
+    let scenario = scenario
+        .when(offboard("alice"), t(2 * MINUTE))
+        .then_events(vec![
+            offboarded_event("alice"),
+            revoked("r1", OwnerGone, Some("hr-system"), "left the company"),
+            revoked("r2", OwnerGone, Some("hr-system"), "left the company"),
+        ]);
+    let state = scenario.state();
+    assert_eq!(state.offboarded_at(&pid("alice")), Some(t(2 * MINUTE)));
+    assert!(!state.check(&pid("alice"), "read", &res("db/prod/orders"), t(2 * MINUTE)));
+    assert!(
+        state.check(&pid("alice-bot"), "read", &res("db/prod/orders"), t(2 * MINUTE)),
+        "her agent is another principal: its grant is for the auditors' finding, not revoked here"
+    );
+    assert_eq!(state.counts().principals_offboarded, 1);
+    // Once only.
+    let scenario = scenario
+        .when(offboard("alice"), t(3 * MINUTE))
+        .then_rejects_naming("principal_already_offboarded", &["alice", &t(2 * MINUTE).to_string()]);
+    // Someone holding nothing is offboarded all the same.
+    scenario
+        .when(offboard("bob"), t(3 * MINUTE))
+        .then_events(vec![offboarded_event("bob")]);
+}
+
+#[test]
+fn an_offboarded_principal_is_denied_and_its_pending_requests_are_never_approved() {
+    let scenario = given_commands([
+        (T0, submit(write_req("r1", human("alice")))),
+        (t(1), approve("r1", "dana")),
+        (t(2), submit(write_req("r2", human("alice")))),
+        (t(3), offboard("alice")),
+    ]);
+    // The second approval would grant: refused, naming the request and her.
+    let scenario = scenario
+        .when(approve("r1", "dmitri"), t(4))
+        .then_rejects_naming("requester_offboarded", &["r1", "alice"]);
+    assert_eq!(scenario.state().request_status(&rid("r1")), Some(RequestStatus::Pending));
+    // A refusal still closes it.
+    let scenario = scenario.when(refuse("r2", "dana"), t(4)).then_ok();
+    assert_eq!(scenario.state().request_status(&rid("r2")), Some(RequestStatus::Refused));
+    // A new request is recorded and denied, whatever the catalog would say.
+    let scenario = scenario
+        .when(submit(read_req("r3", human("alice"), "db/prod/orders")), t(5))
+        .then_decision(DecisionOutcome::Deny, &["principal_offboarded"]);
+    // Break-glass too.
+    let scenario = scenario
+        .when(break_glass("bg1", human("alice"), "db-write", "db/prod/orders", MINUTE), t(6))
+        .then_rejects_naming("principal_offboarded", &["bg1"]);
+    // One decision per request id still holds for her.
+    scenario
+        .when(submit(read_req("r3", human("alice"), "db/prod/orders")), t(7))
+        .then_rejects("request_id_already_decided");
+    // Others are not affected.
+    given_commands([(t(3), offboard("alice"))])
+        .when(submit(read_req("r9", human("bob"), "db/prod/orders")), t(4))
+        .then_decision(DecisionOutcome::Allow, &["auto_approved"]);
+}
+
+#[test]
+fn an_offboarded_principal_is_denied_by_the_core_even_under_a_policy_that_allows() {
+    let mut state = policy_state();
+    for event in decide(&state, &offboard("alice"), t(2)).unwrap() {
+        apply(&mut state, &event, t(2)).unwrap();
+    }
+    let request = read_req("r1", human("alice"), "db/prod/orders");
+    let allow = engine_decision(DecisionOutcome::Allow, &["auto_approved"], HOUR);
+    for engine in [EngineInput::Decision(allow), EngineInput::None] {
+        let events = decide_with(&state, &submit(request.clone()), t(3), &engine).unwrap();
+        assert_eq!(events.len(), 2, "no grant: {events:?}");
+        let Event::DecisionRecorded(decision) = &events[1] else { panic!("{events:?}") };
+        assert_eq!(decision.outcome, DecisionOutcome::Deny);
+        assert_eq!(decision.reasons, ["principal_offboarded"]);
+        assert_eq!(decision.basis, DecisionBasis::Catalog, "the core decided it, not the policy");
+        let mut after = state.clone();
+        for event in &events {
+            apply(&mut after, event, t(3)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_long_offboarding_detail_is_refused_before_anything_is_recorded() {
+    let command = Command::Offboard {
+        principal: pid("alice"),
+        by: pid("hr-system"),
+        detail: "x".repeat(TEXT_BYTES_MAX + 1),
+    };
+    given_catalog().when(command, T0).then_rejects("input_exceeds_bound");
+}
+
+// ------------------------------------------------------------------ identity refusals
+
+fn identity_refused(reason: &str) -> EngineInput {
+    EngineInput::IdentityRefused {
+        reason: reason.into(),
+        detail: format!("the token is `{reason}`"),
+    }
+}
+
+#[test]
+fn the_first_identity_refusal_of_a_request_id_is_recorded_and_given_back_after_that() {
+    let request = read_req("r1", workload("svc-etl", "alice"), "db/prod/orders");
+    let mut state = given_catalog().state;
+    let events = decide_with(&state, &submit(request.clone()), t(1), &identity_refused("bad_signature")).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::IdentityRefused(IdentityRefused {
+            request_id: rid("r1"),
+            principal: workload("svc-etl", "alice"),
+            entitlement: ent("db-read"),
+            resource: res("db/prod/orders"),
+            reason: "bad_signature".into(),
+            detail: "the token is `bad_signature`".into(),
+        })]
+    );
+    apply(&mut state, &events[0], t(1)).unwrap();
+    assert_eq!(state.identity_refusal(&rid("r1")), Some(("bad_signature", "the token is `bad_signature`")));
+    assert_eq!(state.request_status(&rid("r1")), None, "nothing was decided");
+    // Redelivered, or sent again with another bad token: the recorded
+    // refusal comes back, and nothing new is recorded.
+    let again = decide_with(&state, &submit(request.clone()), t(2), &identity_refused("expired")).unwrap_err();
+    assert_eq!(again.code(), "identity_rejected");
+    assert!(again.to_string().contains("(`bad_signature`)"), "{again}");
+    assert!(again.to_string().contains("`r1`"), "{again}");
+    // A token that verifies later: the request id was not used up.
+    let decided = decide(&state, &submit(request.clone()), t(3)).unwrap();
+    assert!(matches!(decided.last(), Some(Event::GrantIssued(_))), "{decided:?}");
+    for event in &decided {
+        apply(&mut state, event, t(3)).unwrap();
+    }
+    // Once decided, a failing token is a duplicate delivery.
+    let duplicate = decide_with(&state, &submit(request), t(4), &identity_refused("expired")).unwrap_err();
+    assert_eq!(duplicate.code(), "request_id_already_decided");
+    assert_eq!(state.counts().identity_refusals, 1);
+}
+
+#[test]
+fn an_identity_refusal_needs_no_catalog_and_is_bounded() {
+    let request = read_req("r1", workload("svc-etl", "alice"), "db/prod/orders");
+    let events = decide_with(&State::default(), &submit(request.clone()), T0, &identity_refused("malformed")).unwrap();
+    assert!(matches!(events[..], [Event::IdentityRefused(_)]));
+    let long = EngineInput::IdentityRefused { reason: "malformed".into(), detail: "x".repeat(TEXT_BYTES_MAX + 1) };
+    let refused = decide_with(&State::default(), &submit(request), T0, &long).unwrap_err();
+    assert_eq!(refused.code(), "input_exceeds_bound");
+    assert!(refused.to_string().contains("identity refusal detail"), "{refused}");
 }
 
 #[test]

@@ -10,6 +10,11 @@ use crate::Envelope;
 ///   what made them.
 /// - `2`: `DecisionRecorded` gains `basis` (catalog, or the policy engine's
 ///   account of the decision), and `PolicyPublished` (kind 12) is appended.
+///   Later appended to codec 2, without a new version because no existing
+///   event's layout changed (bincode writes the variant index, and the
+///   indices before them are unchanged): `PrincipalOffboarded` (kind 13) and
+///   `IdentityRefused` (kind 14). A reader older than them refuses such a
+///   body as malformed rather than misreading it.
 pub const CODEC_VERSION: u8 = 2;
 
 /// The first codec version, still read.
@@ -204,6 +209,51 @@ mod tests {
             decode_body(CODEC_VERSION, &body).unwrap_err().kind,
             DecodeErrorKind::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn appended_kinds_roundtrip_with_the_next_variant_indices() {
+        // Kinds 13 and 14 were appended to codec 2: bincode writes the
+        // variant index (0-based, a one-byte varint here) right after the
+        // causation, so the earlier kinds' bodies are unchanged.
+        let offboarded = Envelope {
+            event: Event::PrincipalOffboarded(PrincipalOffboarded {
+                principal: PrincipalId::new("alice").unwrap(),
+                by: PrincipalId::new("hr-system").unwrap(),
+                detail: "left the company".into(),
+            }),
+            ..sample()
+        };
+        let refused = Envelope {
+            event: Event::IdentityRefused(IdentityRefused {
+                request_id: RequestId::new("req-1").unwrap(),
+                principal: Principal {
+                    id: PrincipalId::new("deployer").unwrap(),
+                    kind: PrincipalKind::Workload,
+                    owner: Some(PrincipalId::new("team-payments").unwrap()),
+                },
+                entitlement: EntitlementId::new("ci-deploy").unwrap(),
+                resource: ResourceId::new("deploy/staging/api").unwrap(),
+                reason: "bad_signature".into(),
+                detail: "the signature does not verify".into(),
+            }),
+            ..sample()
+        };
+        let sample_body = encode_body(&sample());
+        // tenant, producer, correlation, causation: the same in all three.
+        let prefix = sample_body.len() - encode_event_len(&sample());
+        for (envelope, index) in [(offboarded, 12u8), (refused, 13u8)] {
+            let body = encode_body(&envelope);
+            assert_eq!(decode_body(CODEC_VERSION, &body).unwrap(), envelope);
+            assert_eq!(body[prefix], index, "{:?}", envelope.event.kind());
+            let code_order = EventKind::ALL.iter().position(|kind| *kind == envelope.event.kind());
+            assert_eq!(code_order, Some(usize::from(index)), "variant order is code order");
+        }
+        assert_eq!(sample_body[prefix], 6, "GrantRevoked keeps its index");
+    }
+
+    fn encode_event_len(envelope: &Envelope) -> usize {
+        bincode::serde::encode_to_vec(&envelope.event, config()).unwrap().len()
     }
 
     #[test]

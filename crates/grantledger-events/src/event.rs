@@ -35,6 +35,13 @@ pub enum Event {
     /// A Cedar policy set (and its exception rules) came into force; from
     /// then on the policy engine decides requests. Appended in codec 2.
     PolicyPublished(PolicyPublished),
+    /// A principal left (an HR system or identity provider said so): its
+    /// live grants are revoked with it and it may ask for nothing more.
+    /// Appended to codec 2 (kind 13).
+    PrincipalOffboarded(PrincipalOffboarded),
+    /// A request's identity token did not verify: the refusal, never the
+    /// token. Appended to codec 2 (kind 14).
+    IdentityRefused(IdentityRefused),
 }
 
 /// The stable identity of an event variant: a code for record headers and a
@@ -65,11 +72,15 @@ pub enum EventKind {
     ReviewRecorded,
     /// [`Event::PolicyPublished`]
     PolicyPublished,
+    /// [`Event::PrincipalOffboarded`]
+    PrincipalOffboarded,
+    /// [`Event::IdentityRefused`]
+    IdentityRefused,
 }
 
 impl EventKind {
     /// Every kind, in code order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::CatalogPublished,
         EventKind::RequestSubmitted,
         EventKind::DecisionRecorded,
@@ -82,6 +93,8 @@ impl EventKind {
         EventKind::BreakGlassInvoked,
         EventKind::ReviewRecorded,
         EventKind::PolicyPublished,
+        EventKind::PrincipalOffboarded,
+        EventKind::IdentityRefused,
     ];
 
     /// The code stored in the record header. Frozen: never renumber.
@@ -99,6 +112,8 @@ impl EventKind {
             EventKind::BreakGlassInvoked => 10,
             EventKind::ReviewRecorded => 11,
             EventKind::PolicyPublished => 12,
+            EventKind::PrincipalOffboarded => 13,
+            EventKind::IdentityRefused => 14,
         }
     }
 
@@ -122,6 +137,8 @@ impl EventKind {
             EventKind::BreakGlassInvoked => "break_glass_invoked",
             EventKind::ReviewRecorded => "review_recorded",
             EventKind::PolicyPublished => "policy_published",
+            EventKind::PrincipalOffboarded => "principal_offboarded",
+            EventKind::IdentityRefused => "identity_refused",
         }
     }
 }
@@ -142,6 +159,8 @@ impl Event {
             Event::BreakGlassInvoked(_) => EventKind::BreakGlassInvoked,
             Event::ReviewRecorded(_) => EventKind::ReviewRecorded,
             Event::PolicyPublished(_) => EventKind::PolicyPublished,
+            Event::PrincipalOffboarded(_) => EventKind::PrincipalOffboarded,
+            Event::IdentityRefused(_) => EventKind::IdentityRefused,
         }
     }
 }
@@ -243,6 +262,14 @@ impl Envelope {
             Event::ReviewRecorded(e) => {
                 values.grant = Some(e.grant_id.as_str());
                 values.principals.push(e.reviewer.as_str());
+            }
+            Event::PrincipalOffboarded(e) => {
+                values.principals.push(e.principal.as_str());
+                values.principals.push(e.by.as_str());
+            }
+            Event::IdentityRefused(e) => {
+                push_principal(&mut values, &e.principal);
+                values.resource = Some(e.resource.as_str());
             }
         }
         values
@@ -354,7 +381,9 @@ pub struct DecisionRecorded {
 #[serde(rename_all = "snake_case")]
 pub enum DecisionBasis {
     /// The catalog rules of `grantledger-core` alone: no policy set was in
-    /// force. A replay re-runs them on the recorded request.
+    /// force, or the principal had been offboarded (the core denies its
+    /// requests, `principal_offboarded`, whatever a policy says). A replay
+    /// re-runs them on the recorded request.
     #[default]
     Catalog,
     /// The policy engine (catalog + Cedar policies + exception rules).
@@ -607,4 +636,43 @@ pub struct ReviewRecorded {
     pub verdict: ReviewVerdict,
     /// The reviewer's notes.
     pub notes: String,
+}
+
+/// A principal left: an HR system or identity provider signalled that the
+/// person (or the workload or agent) is gone. Its live grants are revoked
+/// in the same input (`GrantRevoked{reason: owner_gone}`), a request it
+/// makes afterwards is denied (`principal_offboarded`), and a principal is
+/// offboarded at most once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalOffboarded {
+    /// Who left.
+    pub principal: PrincipalId,
+    /// Who said so (the HR system, the identity provider).
+    pub by: PrincipalId,
+    /// The signal, in the sender's words (a ticket, a termination record).
+    pub detail: String,
+}
+
+/// A request whose identity token did not verify at intake. The first
+/// refusal of a request id is recorded; the same request id with a failing
+/// token again gets this refusal back and records nothing. The refusal does
+/// not use up the request id: a later submission with a token that verifies
+/// is decided as usual. The token itself is never recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRefused {
+    /// The request refused.
+    pub request_id: RequestId,
+    /// Who the request claimed to be.
+    pub principal: Principal,
+    /// What it asked for.
+    pub entitlement: EntitlementId,
+    /// On what.
+    pub resource: ResourceId,
+    /// The reason code (`bad_signature`, `expired`, `alg_none`,
+    /// `wrong_audience`, `unknown_issuer`, `identity_unverified`, ...).
+    pub reason: String,
+    /// What was wrong, naming the value (never the token).
+    pub detail: String,
 }

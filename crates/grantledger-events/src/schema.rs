@@ -28,6 +28,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<BreakGlassInvoked>("events/break_glass_invoked.schema.json"),
         one::<ReviewRecorded>("events/review_recorded.schema.json"),
         one::<PolicyPublished>("events/policy_published.schema.json"),
+        one::<PrincipalOffboarded>("events/principal_offboarded.schema.json"),
+        one::<IdentityRefused>("events/identity_refused.schema.json"),
     ]
 }
 

@@ -19,6 +19,10 @@
 //! and catalog in force, and the decision records everything a replay needs
 //! to re-evaluate it ([`recheck`]). Before that, the catalog-only rules of
 //! `grantledger-core` decide, and the decision says so (`basis: catalog`).
+//!
+//! A request whose identity token does not verify at intake is refused, and
+//! the refusal recorded (`IdentityRefused`, never the token) once per
+//! request id: see [`Ledger::set_identity`].
 
 mod engine;
 mod recheck;
@@ -61,6 +65,10 @@ pub struct Staged {
     pub sequence_first: u64,
     /// The events, in order.
     pub events: Vec<Event>,
+    /// Set when the input was refused and the refusal is what is recorded
+    /// (a request whose identity token did not verify: `events` is its
+    /// `IdentityRefused`). Answer the input as refused, once committed.
+    pub refused: Option<Rejection>,
 }
 
 /// What a commit made durable.
@@ -182,7 +190,10 @@ impl Ledger {
     /// on (`None`: no issuers, so a request carrying a token is refused).
     /// With issuers configured, a request may claim a workload identity only
     /// through a token that verifies; its verified claims, never the token,
-    /// reach the policies and the log (`context.workload_identity`).
+    /// reach the policies and the log (`context.workload_identity`). A
+    /// refusal is recorded (`IdentityRefused`) the first time for its
+    /// request id ([`Staged::refused`] says so); a later failing submission
+    /// of that request id is rejected with the recorded refusal.
     pub fn set_identity(&mut self, issuers: Option<Arc<Issuers>>) {
         self.identity = issuers;
     }
@@ -269,19 +280,35 @@ impl Batch<'_> {
                 }
                 EngineInput::None
             }
-            Command::Submit(request) => {
-                let verified = verify_identity(self.ledger.identity.as_deref(), request, self.time)?;
-                let request = verified.as_ref().unwrap_or(request);
-                match (&self.ledger.engine, state.policy_hash()) {
-                    (Some(engine), Some(policy_hash)) => {
-                        EngineInput::Decision(engine_decision(engine, policy_hash, request, self.time)?)
+            Command::Submit(request) => match verify_identity(self.ledger.identity.as_deref(), request, self.time) {
+                // The core records the first refusal of a request id and
+                // gives it back after that (or answers a decided request id
+                // as a duplicate).
+                Err(IdentityFailure { reason, detail }) => EngineInput::IdentityRefused { reason, detail },
+                // The core denies an offboarded principal's request itself:
+                // the engine is not asked.
+                Ok(_) if state.offboarded_at(&request.principal.id).is_some() => EngineInput::None,
+                Ok(verified) => {
+                    let request = verified.as_ref().unwrap_or(request);
+                    match (&self.ledger.engine, state.policy_hash()) {
+                        (Some(engine), Some(policy_hash)) => {
+                            EngineInput::Decision(engine_decision(engine, policy_hash, request, self.time)?)
+                        }
+                        _ => EngineInput::None,
                     }
-                    _ => EngineInput::None,
                 }
-            }
+            },
             _ => EngineInput::None,
         };
         let events = decide_with(state, &input.command, self.time, &engine_input)?;
+        let refused = match (&input.command, events.as_slice()) {
+            (Command::Submit(request), [Event::IdentityRefused(refusal)]) => Some(Rejection::IdentityRejected {
+                request_id: request.request_id.clone(),
+                reason: refusal.reason.clone(),
+                detail: refusal.detail.clone(),
+            }),
+            _ => None,
+        };
         if let Some(engine) = engine_next {
             self.ledger.engine = Some(engine);
         }
@@ -301,7 +328,7 @@ impl Batch<'_> {
             });
         }
         self.inputs += 1;
-        Ok(Staged { sequence_first, events })
+        Ok(Staged { sequence_first, events, refused })
     }
 
     /// Writes every staged event in one synced write and returns once it is
@@ -395,6 +422,16 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// Why a request's identity did not verify: a reason code and a detail that
+/// names the offending value and never holds the token.
+struct IdentityFailure {
+    reason: String,
+    detail: String,
+}
+
+/// The longest identity refusal detail recorded, in bytes.
+const REFUSAL_DETAIL_BYTES_MAX: usize = 1024;
+
 /// Intake verification of a request's identity token, at ledger time `now`:
 /// `Some(request)` with the verified claims as `context.workload_identity`
 /// (and no token) when it carries one, `None` when there is nothing to
@@ -405,11 +442,10 @@ fn verify_identity(
     issuers: Option<&Issuers>,
     request: &grantledger_events::SubmitRequest,
     now: Timestamp,
-) -> Result<Option<grantledger_events::SubmitRequest>, Rejection> {
-    let refuse = |reason: &str, detail: String| Rejection::IdentityRejected {
-        request_id: request.request_id.clone(),
+) -> Result<Option<grantledger_events::SubmitRequest>, IdentityFailure> {
+    let refuse = |reason: &str, detail: String| IdentityFailure {
         reason: reason.to_string(),
-        detail,
+        detail: recordable_detail(detail, request.identity_token.as_deref()),
     };
     let Some(token) = &request.identity_token else {
         if issuers.is_some() && request.context.contains_key("workload_identity") {
@@ -446,6 +482,26 @@ fn verify_identity(
     Ok(Some(verified))
 }
 
+/// A verifier's message as it may be recorded: never the token (the
+/// verifier's messages do not quote it; this makes sure), and bounded.
+fn recordable_detail(mut detail: String, token: Option<&str>) -> String {
+    if let Some(token) = token.map(str::trim).filter(|token| !token.is_empty()) {
+        detail = detail.replace(token, "(the token)");
+        for part in token.split('.').filter(|part| part.len() >= 16) {
+            detail = detail.replace(part, "(part of the token)");
+        }
+    }
+    if detail.len() > REFUSAL_DETAIL_BYTES_MAX {
+        let mut end = REFUSAL_DETAIL_BYTES_MAX;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+        detail.push_str("...");
+    }
+    detail
+}
+
 /// The request an event belongs to: the command's own request id when it
 /// has one, else the request the event's grant was issued for.
 fn correlation_of(command: &Command, event: &Event) -> RequestId {
@@ -475,6 +531,8 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
         Event::ApprovalRecorded(e) => return Some(e.request_id.clone()),
         Event::GrantIssued(e) => return Some(e.request_id.clone()),
         Event::BreakGlassInvoked(e) => return Some(e.request_id.clone()),
+        Event::IdentityRefused(e) => return Some(e.request_id.clone()),
+        Event::PrincipalOffboarded(e) => return Some(offboarding_correlation(&e.principal)),
         Event::GrantExtended(e) => &e.grant_id,
         Event::GrantRevoked(e) => &e.grant_id,
         Event::RevocationConfirmed(e) => &e.grant_id,
@@ -482,6 +540,20 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
         Event::ReviewRecorded(e) => &e.grant_id,
     };
     grant.request()
+}
+
+/// The correlation of an offboarding (which belongs to no request):
+/// `offboard:<principal>`, the principal cut to fit a request id.
+fn offboarding_correlation(principal: &grantledger_events::PrincipalId) -> RequestId {
+    let mut id = format!("offboard:{principal}");
+    let mut end = id.len().min(RequestId::BYTES_MAX);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    id.truncate(end);
+    // INVARIANT: a principal id is a non-empty id without whitespace, so
+    // its prefix after `offboard:` is a valid request id.
+    RequestId::new(id).expect("a valid request id")
 }
 
 /// Folds the log through the state machine from genesis up to and including
@@ -605,6 +677,24 @@ impl Ledger {
                         outcome: decision.outcome,
                     }));
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The sequence of the recorded identity refusal of `request_id`, when
+    /// the log holds one: what a later failing submission of it is answered
+    /// with.
+    pub fn prior_refusal(&self, request_id: &RequestId) -> Result<Option<u64>, LedgerError> {
+        let sequences =
+            self.log.sequences_for_request(request_id.as_str().as_bytes(), PRIOR_SEQUENCES_MAX)?;
+        for sequence in sequences {
+            let Some(record) = self.log.read(sequence)? else { continue };
+            let envelope = decode_record(record.header.version, sequence, &record.body)?;
+            if let Event::IdentityRefused(refusal) = envelope.event
+                && &refusal.request_id == request_id
+            {
+                return Ok(Some(sequence));
             }
         }
         Ok(None)

@@ -385,12 +385,15 @@ fn identity_tokens_are_verified_at_intake_and_only_their_claims_reach_the_polici
     });
     let token = svid(claims.clone());
 
-    // No issuers configured: a token cannot be verified, so it is refused.
+    // No issuers configured: a token cannot be verified, so it is refused,
+    // and the refusal recorded.
     let mut batch = ledger.begin(now).unwrap();
-    let refused = batch.stage(input(deploy_request("d-0", Some(token.clone()), json!({})))).unwrap_err();
+    let staged = batch.stage(input(deploy_request("d-0", Some(token.clone()), json!({})))).unwrap();
+    let refused = staged.refused.expect("refused");
     assert_eq!(refused.code(), "identity_rejected");
     assert!(refused.to_string().contains("no_issuers_configured"), "{refused}");
-    drop(batch);
+    assert!(matches!(&staged.events[..], [Event::IdentityRefused(e)] if e.reason == "no_issuers_configured"));
+    batch.commit().unwrap();
 
     ledger.set_identity(Some(std::sync::Arc::new(
         grantledger_policy::identity::Issuers::load(&identity_testdata("issuers.toml")).unwrap(),
@@ -407,7 +410,13 @@ fn identity_tokens_are_verified_at_intake_and_only_their_claims_reach_the_polici
     assert_eq!(evaluated.get("context.workload_identity.trust_domain"), Some(&"\"acme.internal\""));
     assert_eq!(evaluated.get("context.workload_identity.subject"), Some(&"\"spiffe://acme.internal/ci/deployer\""));
 
-    // Each bad token is refused with its own reason, and nothing is recorded.
+    // The refusal did not use up `d-0`: with a token that verifies now, it
+    // is decided.
+    let staged = batch.stage(input(deploy_request("d-0", Some(token.clone()), json!({})))).unwrap();
+    assert_eq!((staged.refused.as_ref(), decision_of(&staged.events).outcome.clone()), (None, DecisionOutcome::Allow));
+
+    // Each bad token is refused with its own reason, and the refusal (never
+    // the token) is recorded.
     let mut expired = claims.clone();
     expired["exp"] = json!(NOW_S - 3600);
     let mut early = claims.clone();
@@ -432,32 +441,123 @@ fn identity_tokens_are_verified_at_intake_and_only_their_claims_reach_the_polici
         (format!("eyJhbGciOiJub25lIn0.{}.", parts[1]), "alg_none"),
         ("not.a.token".to_string(), "malformed"),
     ];
+    let mut tokens = vec![token.clone()];
     for (bad, reason) in rows {
-        let refused = batch.stage(input(deploy_request("d-bad", Some(bad), json!({})))).unwrap_err();
+        tokens.push(bad.clone());
+        let request_id = format!("d-bad-{reason}");
+        let staged = batch.stage(input(deploy_request(&request_id, Some(bad), json!({})))).unwrap();
+        let refused = staged.refused.expect("refused");
         assert_eq!(refused.code(), "identity_rejected", "{reason}: {refused}");
         assert!(refused.to_string().contains(&format!("(`{reason}`)")), "{reason}: {refused}");
+        let [Event::IdentityRefused(recorded)] = &staged.events[..] else { panic!("{:?}", staged.events) };
+        assert_eq!((recorded.request_id.as_str(), recorded.reason.as_str()), (request_id.as_str(), reason));
+        assert_eq!(recorded.principal.id.as_str(), "deployer");
+        assert_eq!(recorded.entitlement.as_str(), "ci-deploy-staging");
+        assert_eq!(recorded.resource.as_str(), "deploy/staging/payments-api");
     }
+    // Another bad token under a refused request id: the recorded refusal
+    // comes back, and nothing is staged.
+    let again = batch.stage(input(deploy_request("d-bad-expired", Some("not.a.token".into()), json!({})))).unwrap_err();
+    assert_eq!(again.code(), "identity_rejected");
+    assert!(again.to_string().contains("(`expired`)"), "the recorded reason: {again}");
     // A workload identity claimed in the context, without a token, is refused.
     let claimed = json!({"workload_identity": {"issuer": "https://spire.acme.internal",
         "subject": "spiffe://acme.internal/ci/deployer", "audience": ["grantledger"], "trust_domain": "acme.internal"}});
-    let refused = batch.stage(input(deploy_request("d-2", None, claimed))).unwrap_err();
+    let staged = batch.stage(input(deploy_request("d-2", None, claimed))).unwrap();
+    let refused = staged.refused.expect("refused");
     assert!(refused.to_string().contains("identity_unverified"), "{refused}");
     batch.commit().unwrap();
+    assert_eq!(ledger.state().counts().identity_refusals, 9, "d-0, seven bad tokens, d-2");
 
-    // The token itself is nowhere in the log.
+    // No token is anywhere in the log, not even the good one's signature.
     drop(ledger);
     let log = Log::open_read_only(dir.path()).unwrap();
-    let signature = token.rsplit('.').next().unwrap();
+    let mut refusals = 0;
     for record in log.iter_from(1) {
         let record = record.unwrap();
-        assert!(
-            !record.body.windows(signature.len()).any(|w| w == signature.as_bytes()),
-            "record {} holds the raw token",
-            record.header.sequence
-        );
+        for token in &tokens {
+            for needle in [token.as_str(), token.rsplit('.').next().unwrap()].into_iter().filter(|n| n.len() > 8) {
+                assert!(
+                    !record.body.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "record {} holds (part of) the raw token `{token}`",
+                    record.header.sequence
+                );
+            }
+        }
+        refusals += usize::from(record.header.kind == EventKind::IdentityRefused.code());
     }
-    // And the decision it led to re-evaluates from the recorded claims.
+    assert_eq!(refusals, 9);
+    // And the decisions re-evaluate from the recorded claims; the refusals
+    // replay.
     let report = recheck(&log, |_| {}).unwrap();
     assert!(report.differences.is_empty() && report.broken.is_none(), "{report:?}");
-    assert_eq!(report.by_policy, 1);
+    assert_eq!(report.by_policy, 2);
+}
+
+#[test]
+fn a_refused_identity_is_recorded_once_and_a_redelivery_after_a_restart_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ledger, _) = ledger_with_policy(dir.path());
+    let issuers = std::sync::Arc::new(
+        grantledger_policy::identity::Issuers::load(&identity_testdata("issuers.toml")).unwrap(),
+    );
+    ledger.set_identity(Some(issuers.clone()));
+    let now = Timestamp(NOW_S * 1000);
+    let claims = json!({
+        "iss": "https://spire.acme.internal",
+        "sub": "spiffe://acme.internal/ci/deployer",
+        "aud": ["grantledger"],
+        "exp": NOW_S + 300,
+    });
+    let good = svid(claims.clone());
+    let mut other = claims;
+    other["sub"] = json!("spiffe://acme.internal/ci/admin");
+    let other = svid(other);
+    let parts: Vec<&str> = good.split('.').collect();
+    // The admin's claims under the deployer's signature.
+    let forged = format!("{}.{}.{}", parts[0], other.split('.').nth(1).unwrap(), parts[2]);
+
+    // Twice in one batch (a redelivery racing the first): recorded once.
+    let mut batch = ledger.begin(now).unwrap();
+    let first = batch.stage(input(deploy_request("f-1", Some(forged.clone()), json!({})))).unwrap();
+    assert_eq!(first.sequence_first, 3, "after the catalog and the policy set");
+    assert_eq!(first.refused.as_ref().map(|r| r.code()), Some("identity_rejected"));
+    let second = batch.stage(input(deploy_request("f-1", Some(forged.clone()), json!({})))).unwrap_err();
+    assert!(second.to_string().contains("(`bad_signature`)"), "{second}");
+    batch.commit().unwrap();
+    let head = ledger.log().head().sequence;
+    assert_eq!(head, 3);
+    assert_eq!(ledger.prior_refusal(&RequestId::new("f-1").unwrap()).unwrap(), Some(3));
+
+    // The ledger restarts (its state replayed from the log), and the input
+    // is delivered again: the recorded refusal, nothing new.
+    drop(ledger);
+    let mut ledger = Ledger::open(dir.path(), acme(), LogOptions::default()).unwrap();
+    ledger.set_identity(Some(issuers));
+    assert_eq!(
+        ledger.state().identity_refusal(&RequestId::new("f-1").unwrap()).map(|(reason, _)| reason),
+        Some("bad_signature")
+    );
+    let mut batch = ledger.begin(now).unwrap();
+    let again = batch.stage(input(deploy_request("f-1", Some(forged.clone()), json!({})))).unwrap_err();
+    assert_eq!(again.code(), "identity_rejected");
+    assert!(batch.is_empty());
+    batch.commit().unwrap();
+    assert_eq!(ledger.log().head().sequence, head, "a redelivery records nothing");
+
+    // What was recorded: who claimed what, why it was refused, no token.
+    let record = ledger.log().read(3).unwrap().unwrap();
+    let Event::IdentityRefused(refusal) = grantledger_ledger::decode_record(record.header.version, 3, &record.body).unwrap().event
+    else {
+        panic!("not a refusal")
+    };
+    assert_eq!(refusal.reason, "bad_signature");
+    assert!(refusal.detail.contains("forged or altered"), "{}", refusal.detail);
+    assert_eq!(refusal.principal.id.as_str(), "deployer");
+    for needle in [forged.as_str(), parts[0], parts[2], other.split('.').nth(1).unwrap()] {
+        assert!(
+            !record.body.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the record holds the token or a part of it"
+        );
+    }
 }

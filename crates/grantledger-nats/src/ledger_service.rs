@@ -224,8 +224,11 @@ pub enum ApprovalDecision {
     Deny,
 }
 
-/// A signal, on `grants.signals.<tenant>`.
-#[derive(Debug, Deserialize)]
+/// The name of the JSON Schema file of [`SignalInput`] under `schemas/`.
+pub const SIGNAL_SCHEMA_FILE: &str = "signal.schema.json";
+
+/// A signal, on `grants.signals.<tenant>`. Unknown fields are refused.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SignalInput {
     /// The task a grant was for is done: revoke it.
@@ -248,6 +251,25 @@ pub enum SignalInput {
         #[serde(default)]
         detail: String,
     },
+    /// A principal left (from an HR system or identity provider): record
+    /// the offboarding and revoke all its live grants (`owner_gone`); its
+    /// later requests are denied. A second offboarding of one principal is
+    /// refused (`principal_already_offboarded`).
+    Offboarded {
+        /// Who left.
+        principal: PrincipalId,
+        /// Who says so.
+        by: PrincipalId,
+        /// The signal (a termination record, a ticket).
+        #[serde(default)]
+        detail: String,
+    },
+}
+
+/// The JSON Schema of [`SignalInput`], for producers in other languages.
+/// `schemas/signal.schema.json` holds it; a test keeps it current.
+pub fn signal_schema() -> schemars::Schema {
+    schemars::schema_for!(SignalInput)
 }
 
 /// A revocation worker's report, on `grants.revocations.<tenant>`.
@@ -333,6 +355,10 @@ enum Fate {
     Staged { request_id: Option<String>, sequences: Vec<u64>, outcome: Option<DecisionOutcome> },
     Duplicate { request_id: RequestId },
     Rejected { reason: String, detail: String, request_id: Option<String> },
+    /// A request whose identity did not verify: refused, and the refusal is
+    /// in the log (recorded by this input, or by an earlier delivery of the
+    /// request id: then `sequences` is empty until looked up).
+    IdentityRefused { request_id: RequestId, detail: String, sequences: Vec<u64> },
 }
 
 /// Runs the service until `shutdown` completes, then finishes the batch in
@@ -706,6 +732,7 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
                 Command::Revoke { grant_id, reason: RevocationReason::TaskComplete, by, detail }
             }
             SignalInput::Risk { principal, by, detail } => Command::RiskSignal { principal, by, detail },
+            SignalInput::Offboarded { principal, by, detail } => Command::Offboard { principal, by, detail },
         },
         InputKind::Revocation => match serde_json::from_slice(payload).map_err(named)? {
             RevocationInput::Confirmed { grant_id, worker } => Command::ConfirmRevocation { grant_id, worker },
@@ -817,6 +844,26 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     original: Some(original.clone()),
                 };
                 (original, Some(notice), false)
+            }
+            Fate::IdentityRefused { request_id, detail, sequences } => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let reason = "identity_rejected".to_owned();
+                tracing::info!(%reason, %detail, %subject, stream_sequence, "request refused: identity");
+                let sequences = if sequences.is_empty() {
+                    ledger.prior_refusal(&request_id)?.into_iter().collect()
+                } else {
+                    sequences
+                };
+                let receipt = ServiceReceipt {
+                    status: "rejected".into(),
+                    request_id: Some(request_id.as_str().to_owned()),
+                    sequences,
+                    outcome: None,
+                    reason: Some(reason.clone()),
+                    detail: Some(detail.clone()),
+                };
+                let notice = RejectionNotice { reason, detail, subject, stream_sequence, original: None };
+                (receipt, Some(notice), true)
             }
             Fate::Rejected { reason, detail, request_id } => {
                 counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -1076,6 +1123,9 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
     }) {
         Ok(staged) => {
             let sequences = (0..staged.events.len() as u64).map(|i| staged.sequence_first + i).collect();
+            if let Some(refused) = staged.refused {
+                return refused_fate(refused, request_id, sequences);
+            }
             let outcome = staged.events.iter().find_map(|event| match event {
                 Event::DecisionRecorded(decision) => Some(decision.outcome.clone()),
                 _ => None,
@@ -1083,7 +1133,19 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
             Fate::Staged { request_id, sequences, outcome }
         }
         Err(Rejection::RequestIdAlreadyDecided { request_id }) => Fate::Duplicate { request_id },
+        Err(rejection @ Rejection::IdentityRejected { .. }) => refused_fate(rejection, request_id, Vec::new()),
         Err(rejection) => Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id },
+    }
+}
+
+/// The fate of an input refused with its refusal in the log (`sequences`:
+/// the refusal's record, or none yet when an earlier delivery recorded it).
+fn refused_fate(rejection: Rejection, request_id: Option<String>, sequences: Vec<u64>) -> Fate {
+    match &rejection {
+        Rejection::IdentityRejected { request_id, .. } => {
+            Fate::IdentityRefused { request_id: request_id.clone(), detail: rejection.to_string(), sequences }
+        }
+        _ => Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id },
     }
 }
 

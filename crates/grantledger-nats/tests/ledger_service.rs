@@ -1,7 +1,9 @@
 //! The ledger service against a real nats-server: a request becomes request,
 //! decision and issuance on LEDGER_EVENTS plus a receipt; a duplicate gets the
 //! original outcome; a poison message is rejected by name and terminated, and
-//! the messages behind it are still decided.
+//! the messages behind it are still decided. An offboarding signal is
+//! recorded with the revocations it causes; a request whose identity token
+//! does not verify is refused, and the refusal recorded once.
 
 mod common;
 
@@ -10,8 +12,10 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use futures::StreamExt;
-use grantledger_nats::ledger_service::{REPLY_TO_HEADER, RejectionNotice, ServiceConfig, ServiceReceipt, run};
-use grantledger_nats::{LEDGER_EVENTS_STREAM, rejections_subject, requests_subject};
+use grantledger_nats::ledger_service::{
+    REPLY_TO_HEADER, RejectionNotice, SIGNAL_SCHEMA_FILE, ServiceConfig, ServiceReceipt, run, signal_schema,
+};
+use grantledger_nats::{LEDGER_EVENTS_STREAM, rejections_subject, requests_subject, signals_subject};
 use grantledger_testkit::NatsServer;
 
 use common::{connect, within};
@@ -180,4 +184,168 @@ fn backfill_reads_in_order_within_bounds_and_names_bad_requests() {
     assert!(reply.error.expect("refused").contains("unknown field `extra`"));
     let reply = backfill(&ledger, b"not json");
     assert!(reply.error.expect("refused").starts_with("malformed backfill request"));
+}
+
+/// A running ledger service on a fresh nats-server, and what a producer
+/// needs to talk to it: receipts and rejection notices subscribed.
+struct Running {
+    _server: NatsServer,
+    _data: tempfile::TempDir,
+    js: jetstream::Context,
+    receipts: async_nats::Subscriber,
+    rejections: async_nats::Subscriber,
+    stop: tokio::sync::oneshot::Sender<()>,
+    service: tokio::task::JoinHandle<Result<(), grantledger_nats::ledger_service::ServiceError>>,
+}
+
+async fn start_service() -> Running {
+    let server = NatsServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = ServiceConfig::new(data.path().join("ledger"), server.url(), "acme".to_owned());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(run(config, async move {
+        let _ = stop_rx.await;
+    }));
+    let client = connect(&server.url()).await;
+    let js = jetstream::new(client.clone());
+    for _ in 0..100 {
+        if js.get_stream(LEDGER_EVENTS_STREAM).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let receipts = client.subscribe("_INBOX.receipts").await.expect("subscribe");
+    let rejections = client.subscribe(rejections_subject("acme").unwrap()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    Running { _server: server, _data: data, js, receipts, rejections, stop, service }
+}
+
+impl Running {
+    /// Publishes `body` on `subject` asking for a receipt, and returns it.
+    async fn send(&mut self, subject: String, body: String) -> ServiceReceipt {
+        let mut headers = HeaderMap::new();
+        headers.insert(REPLY_TO_HEADER, "_INBOX.receipts");
+        let ack = self.js.publish_with_headers(subject, headers, body.into()).await.expect("publish");
+        within("ack", ack).await.expect("acked");
+        next_json(&mut self.receipts).await
+    }
+
+    /// The subject and `Committed` body of LEDGER_EVENTS message `sequence`.
+    async fn event(&self, sequence: u64) -> (String, serde_json::Value) {
+        let stream = self.js.get_stream(LEDGER_EVENTS_STREAM).await.expect("stream");
+        let message = stream.get_raw_message(sequence).await.expect("message");
+        (message.subject.to_string(), serde_json::from_slice(&message.payload).expect("json"))
+    }
+
+    async fn events_held(&self) -> u64 {
+        let stream = self.js.get_stream(LEDGER_EVENTS_STREAM).await.expect("stream");
+        stream.get_info().await.expect("info").state.messages
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).expect("service running");
+        within("service stops", self.service).await.expect("joined").expect("clean exit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offboarding_signal_revokes_the_principals_grants_and_denies_its_later_requests() {
+    let mut running = start_service().await;
+    let granted = running.send(requests_subject("acme").unwrap(), request("r-1")).await;
+    assert_eq!((granted.status.as_str(), granted.sequences.as_slice()), ("committed", &[2, 3, 4][..]));
+
+    let signal = r#"{"type":"offboarded","principal":"alice","by":"hr-system","detail":"termination HR-2231"}"#;
+    let receipt = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
+    assert_eq!(receipt.status, "committed", "{receipt:?}");
+    assert_eq!(receipt.sequences, [5, 6], "the offboarding, then its revocation");
+    let (subject, offboarded) = running.event(5).await;
+    assert_eq!(subject, "ledger.events.acme.principal_offboarded");
+    assert_eq!(offboarded["envelope"]["correlation"], "offboard:alice");
+    assert_eq!(
+        offboarded["envelope"]["event"]["principal_offboarded"],
+        serde_json::json!({"principal": "alice", "by": "hr-system", "detail": "termination HR-2231"})
+    );
+    let (subject, revoked) = running.event(6).await;
+    assert_eq!(subject, "ledger.events.acme.grant_revoked");
+    let revoked = &revoked["envelope"]["event"]["grant_revoked"];
+    assert_eq!(revoked["grant_id"], "grant:r-1");
+    assert_eq!(revoked["reason"], "owner_gone");
+    assert_eq!(revoked["revoked_by"], "hr-system");
+
+    // Offboarded once: a second signal is refused by name, and terminated.
+    let again = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
+    assert_eq!((again.status.as_str(), again.reason.as_deref()), ("rejected", Some("principal_already_offboarded")));
+    assert!(again.detail.as_deref().unwrap_or_default().contains("`alice`"), "{again:?}");
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "principal_already_offboarded");
+
+    // Her next request is recorded and denied.
+    let denied = running.send(requests_subject("acme").unwrap(), request("r-2")).await;
+    assert_eq!(denied.status, "committed");
+    assert_eq!(denied.outcome, Some(grantledger_events::DecisionOutcome::Deny));
+    let (_, decision) = running.event(denied.sequences[1]).await;
+    assert_eq!(decision["envelope"]["event"]["decision_recorded"]["reasons"], serde_json::json!(["principal_offboarded"]));
+
+    // A signal of another type with a field it lacks is refused by name.
+    let wrong = r#"{"type":"offboarded","principal":"bob","by":"hr-system","grant_id":"grant:r-1"}"#;
+    let refused = running.send(signals_subject("acme").unwrap(), wrong.to_owned()).await;
+    assert_eq!(refused.reason.as_deref(), Some("unknown_field"), "{refused:?}");
+    assert_eq!(running.events_held().await, 8);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_identity_token_is_recorded_once_and_answered_with_its_refusal() {
+    let mut running = start_service().await;
+    // This ledger has no token issuers: a token cannot be verified.
+    let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9hY21lLmludGVybmFsL2NpIn0.c2lnbmF0dXJlLW9mLWEtZm9yZ2Vy";
+    let body = format!(
+        r#"{{"request_id":"w-1","tenant":"acme","principal":{{"id":"deployer","kind":"workload","owner":"team-payments"}},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"release","identity_token":"{token}"}}"#
+    );
+    let receipt = running.send(requests_subject("acme").unwrap(), body.clone()).await;
+    assert_eq!((receipt.status.as_str(), receipt.reason.as_deref()), ("rejected", Some("identity_rejected")), "{receipt:?}");
+    assert_eq!(receipt.request_id.as_deref(), Some("w-1"));
+    assert_eq!(receipt.sequences, [2], "the refusal is recorded, after the catalog");
+    assert!(receipt.detail.as_deref().unwrap_or_default().contains("no_issuers_configured"), "{receipt:?}");
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "identity_rejected");
+    let (subject, refused) = running.event(2).await;
+    assert_eq!(subject, "ledger.events.acme.identity_refused");
+    let refusal = &refused["envelope"]["event"]["identity_refused"];
+    assert_eq!(refusal["request_id"], "w-1");
+    assert_eq!(refusal["reason"], "no_issuers_configured");
+    assert_eq!(refusal["principal"]["id"], "deployer");
+    assert!(!refused.to_string().contains(token), "the token is never recorded: {refused}");
+
+    // Delivered again: the recorded refusal comes back, nothing new is recorded.
+    let again = running.send(requests_subject("acme").unwrap(), body).await;
+    assert_eq!((again.status.as_str(), again.reason.as_deref()), ("rejected", Some("identity_rejected")));
+    assert_eq!(again.sequences, [2], "the original refusal");
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "identity_rejected");
+    assert_eq!(running.events_held().await, 2);
+    running.stop().await;
+}
+
+#[test]
+fn signal_schema_is_current() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(SIGNAL_SCHEMA_FILE);
+    let generated = serde_json::to_value(signal_schema()).unwrap();
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    // Compared as JSON values: key order depends on serde_json features.
+    if serde_json::from_str::<serde_json::Value>(&stored).ok().as_ref() != Some(&generated) {
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            let rendered = grantledger_events::schema::render(&signal_schema());
+            std::fs::write(&path, rendered).unwrap();
+        } else {
+            panic!("`{}` is out of date: run with UPDATE_SCHEMAS=1 and review the diff", path.display());
+        }
+    }
+    // Every signal type is in it, and none takes unknown fields.
+    let text = generated.to_string();
+    for kind in ["task_complete", "risk", "offboarded"] {
+        assert!(text.contains(&format!("\"{kind}\"")), "no `{kind}` in {text}");
+    }
+    assert!(!text.contains("\"additionalProperties\":true"), "{text}");
 }

@@ -15,16 +15,17 @@
 //! - revocation debt older than a threshold (revoked, unconfirmed);
 //! - a request denied (by policy or by an approver) and later asked again by
 //!   the same principal for the same entitlement and resource with another
-//!   justification.
+//!   justification;
+//! - a grant that outlived its owner's offboarding: a grant live when its
+//!   holder's owner (a workload's or agent's accountable person), or the
+//!   holder itself, was offboarded (`PrincipalOffboarded`), and still giving
+//!   access more than the review window after that. The ledger revokes the
+//!   offboarded principal's own grants at once; its workloads' grants are
+//!   for people to review and revoke in time.
 //!
-//! Not a finding here: grants that outlived their owner's offboarding. The
-//! events cannot express an offboarding: there is no event that says a
-//! principal or an owner left at time T. `GrantRevoked{reason: owner_gone}`
-//! ends one grant and says nothing about the principal's other grants, so
-//! deriving "outlived the offboarding" from it would be invented. It needs
-//! an offboarding event (principal, time) in the events crate first.
-//! Self-approval attempts are not findings either: the ledger refuses them,
-//! so they never reach the log.
+//! Self-approval attempts are not findings: the ledger refuses them, so
+//! they never reach the log. An identity refusal (`IdentityRefused`) is in
+//! its request's evidence.
 //!
 //! Tables (first key byte):
 //! - `0x30` request id, sequence → evidence item.
@@ -38,6 +39,9 @@
 //! - `0x38` principal, entitlement, resource → the last denial.
 //! - `0x39` request id → what an open request asked (until closed).
 //! - `0x3a` request id → how many evidence items it has (kept or not).
+//! - `0x3b` owner, issued_at, grant id → span (the grants of a workload or
+//!   agent, by its owner).
+//! - `0x3c` offboarded_at, principal → the `PrincipalOffboarded` sequence.
 //! - `0x3e` → the catalog in force; `0x3f` → the horizon.
 
 use grantledger_events::{
@@ -74,6 +78,8 @@ const TABLE_RETRY: u8 = 0x37;
 const TABLE_DENIAL: u8 = 0x38;
 const TABLE_OPEN_REQUEST: u8 = 0x39;
 const TABLE_EVIDENCE_COUNT: u8 = 0x3a;
+const TABLE_BY_OWNER: u8 = 0x3b;
+const TABLE_OFFBOARDED: u8 = 0x3c;
 const KEY_CATALOG: &[u8] = &[0x3e];
 const KEY_HORIZON: &[u8] = &[0x3f];
 
@@ -210,6 +216,20 @@ pub enum Evidence {
         /// Their notes.
         notes: String,
     },
+    /// The request's identity token did not verify: refused, nothing
+    /// decided (a later submission with a token that verifies may be).
+    IdentityRefusal {
+        /// Who the request claimed to be.
+        principal: Principal,
+        /// What it asked for.
+        entitlement: EntitlementId,
+        /// On what.
+        resource: ResourceId,
+        /// The reason code.
+        reason: String,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 /// A grant and why it existed.
@@ -276,7 +296,9 @@ pub struct AccessAnswer {
 /// The rules findings are judged by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct FindingRules {
-    /// A break-glass grant must be reviewed within this long of its issue.
+    /// A break-glass grant must be reviewed within this long of its issue,
+    /// and a grant live at its owner's offboarding must end within this long
+    /// of it.
     pub review_window_ms: i64,
     /// A revoked grant must be confirmed removed within this long.
     pub debt_age_max_ms: i64,
@@ -326,6 +348,26 @@ pub enum Finding {
         retry_sequence: u64,
         /// Its justification.
         retry_justification: String,
+    },
+    /// A grant that was live when its holder's owner (or the holder) was
+    /// offboarded, and still gave access more than the review window after.
+    GrantOutlivedOwner {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who holds it.
+        principal: Principal,
+        /// Who was offboarded: the holder's owner, or the holder.
+        offboarded: PrincipalId,
+        /// When.
+        offboarded_at: Timestamp,
+        /// The `PrincipalOffboarded` record.
+        offboarded_sequence: u64,
+        /// When the grant was revoked, if it was (late).
+        revoked_at: Option<Timestamp>,
+        /// Its expiry, after every extension.
+        expires_at: Timestamp,
+        /// The window it broke.
+        review_window_ms: i64,
     },
 }
 
@@ -397,6 +439,23 @@ impl Projection for AuditEvidence {
                 return Ok(());
             }
             Event::PolicyPublished(_) => return Ok(()),
+            Event::PrincipalOffboarded(e) => {
+                let mut offboarded_key = vec![TABLE_OFFBOARDED];
+                offboarded_key.extend_from_slice(&time_part(committed.time.0));
+                offboarded_key.extend_from_slice(e.principal.as_str().as_bytes());
+                txn.put_value(offboarded_key, &sequence);
+                return Ok(());
+            }
+            Event::IdentityRefused(e) => (
+                e.request_id.clone(),
+                Evidence::IdentityRefusal {
+                    principal: e.principal.clone(),
+                    entitlement: e.entitlement.clone(),
+                    resource: e.resource.clone(),
+                    reason: e.reason.clone(),
+                    detail: e.detail.clone(),
+                },
+            ),
             Event::RequestSubmitted(e) => {
                 let open = OpenRequest {
                     principal: e.principal.id.clone(),
@@ -754,12 +813,119 @@ impl Projector<AuditEvidence> {
         for (key, value) in retries.into_iter().take(ANSWER_GRANTS_MAX) {
             findings.push(decode_value(&key, &value)?);
         }
+        let (outlived, cut_short) = self.grants_outliving_offboardings(now, rules.review_window_ms)?;
+        truncated |= cut_short;
+        findings.extend(outlived);
         Ok(Findings {
             now,
             as_of_sequence: self.cursor(),
             findings,
             truncated,
         })
+    }
+
+    /// Grants live at an offboarding judged by `now` (its time plus
+    /// `window_ms` has come) that still gave access after that, under the
+    /// offboarded principal as owner or as holder, at most
+    /// [`ANSWER_GRANTS_MAX`]; and whether a bound cut the scan short.
+    fn grants_outliving_offboardings(
+        &self,
+        now: Timestamp,
+        window_ms: i64,
+    ) -> Result<(Vec<Finding>, bool), ProjectorError> {
+        let mut offboardings: Vec<(Timestamp, PrincipalId, u64)> = Vec::new();
+        let mut scanned = 0usize;
+        let mut truncated = false;
+        self.store
+            .visit(&[TABLE_OFFBOARDED], &[TABLE_OFFBOARDED], |key, value| {
+                let at = key
+                    .get(1..9)
+                    .and_then(time_from_part)
+                    .ok_or_else(|| corrupt_key(key))?;
+                if Timestamp(at).plus_ms(window_ms) > now {
+                    return Ok(false);
+                }
+                let principal = std::str::from_utf8(&key[9..])
+                    .ok()
+                    .and_then(|id| PrincipalId::new(id).ok())
+                    .ok_or_else(|| corrupt_key(key))?;
+                offboardings.push((Timestamp(at), principal, decode_value(key, value)?));
+                scanned += 1;
+                if scanned == SCAN_ENTRIES_MAX {
+                    truncated = true;
+                    return Ok(false);
+                }
+                Ok(true)
+            })?;
+        let horizon_ms: i64 = self.store.get_value(KEY_HORIZON)?.unwrap_or(0);
+        let mut findings = Vec::new();
+        for (offboarded_at, offboarded, offboarded_sequence) in offboardings {
+            let deadline = offboarded_at.plus_ms(window_ms);
+            let mut grant_ids = Vec::new();
+            for table in [TABLE_BY_OWNER, TABLE_BY_PRINCIPAL] {
+                let scan = prefix(table, &[offboarded.as_str().as_bytes()]);
+                let mut from = scan.clone();
+                // INVARIANT: a grant live at the offboarding was issued at or
+                // before it and after `offboarded_at - horizon`.
+                from.extend_from_slice(&time_part(offboarded_at.0.saturating_sub(horizon_ms)));
+                self.store.visit(&scan, &from, |key, value| {
+                    let rest = &key[scan.len()..];
+                    let issued_at = rest
+                        .get(..8)
+                        .and_then(time_from_part)
+                        .ok_or_else(|| corrupt_key(key))?;
+                    if issued_at > offboarded_at.0 {
+                        return Ok(false);
+                    }
+                    // Access until `end`: live at the offboarding and still
+                    // after the deadline.
+                    let end: i64 = decode_value(key, value)?;
+                    if end > deadline.0 {
+                        let grant_id = std::str::from_utf8(&rest[8..])
+                            .ok()
+                            .and_then(|id| GrantId::new(id).ok())
+                            .ok_or_else(|| corrupt_key(key))?;
+                        if !grant_ids.contains(&grant_id) {
+                            grant_ids.push(grant_id);
+                        }
+                    }
+                    scanned += 1;
+                    if scanned == SCAN_ENTRIES_MAX {
+                        truncated = true;
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })?;
+            }
+            for grant_id in grant_ids {
+                let summary: GrantSummary = self
+                    .store
+                    .get_value(&key(TABLE_GRANT, &[grant_id.as_str().as_bytes()]))?
+                    .ok_or_else(|| {
+                        ProjectorError::new(
+                            ProjectorErrorKind::Corrupt,
+                            format!("the owner index names grant `{grant_id}`, which is not stored"),
+                        )
+                    })?;
+                findings.push(Finding::GrantOutlivedOwner {
+                    grant_id,
+                    principal: summary.principal,
+                    offboarded: offboarded.clone(),
+                    offboarded_at,
+                    offboarded_sequence,
+                    revoked_at: summary.revoked.map(|(at, _)| at),
+                    expires_at: summary.expires_at,
+                    review_window_ms: window_ms,
+                });
+                if findings.len() == ANSWER_GRANTS_MAX {
+                    return Ok((findings, true));
+                }
+            }
+            if truncated {
+                break;
+            }
+        }
+        Ok((findings, truncated))
     }
 
     /// Grants in force at `at` under index `table` and key `parts`.
@@ -844,11 +1010,15 @@ fn put_grant(txn: &mut Txn<'_>, grant_id: &GrantId, summary: &GrantSummary) {
     let principal = summary.principal.id.as_str().as_bytes();
     let resource = summary.resource.as_str().as_bytes();
     let end = summary.end().0;
+    let owner = summary.principal.owner.as_ref().map(|owner| owner.as_str().as_bytes());
     for (table, parts) in [
         (TABLE_BY_RESOURCE, vec![resource]),
         (TABLE_BY_PRINCIPAL, vec![principal]),
         (TABLE_BY_PAIR, vec![principal, resource]),
-    ] {
+    ]
+    .into_iter()
+    .chain(owner.map(|owner| (TABLE_BY_OWNER, vec![owner])))
+    {
         let mut index_key = prefix(table, &parts);
         index_key.extend_from_slice(&time_part(summary.issued_at.0));
         index_key.extend_from_slice(grant);

@@ -252,7 +252,11 @@ impl Projection for CurrentGrants {
             | Event::RevocationConfirmed(_)
             | Event::RevocationFailed(_)
             | Event::BreakGlassInvoked(_)
-            | Event::ReviewRecorded(_) => {}
+            | Event::ReviewRecorded(_)
+            // An offboarding's revocations are their own events; a refused
+            // request was never a request here.
+            | Event::PrincipalOffboarded(_)
+            | Event::IdentityRefused(_) => {}
         }
         Ok(())
     }

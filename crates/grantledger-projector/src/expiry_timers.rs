@@ -255,7 +255,10 @@ impl Projection for ExpiryTimers {
             | Event::DecisionRecorded(_)
             | Event::ApprovalRecorded(_)
             | Event::BreakGlassInvoked(_)
-            | Event::ReviewRecorded(_) => {}
+            | Event::ReviewRecorded(_)
+            // An offboarding's revocations are their own events.
+            | Event::PrincipalOffboarded(_)
+            | Event::IdentityRefused(_) => {}
         }
         Ok(())
     }

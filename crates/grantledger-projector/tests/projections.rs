@@ -11,8 +11,9 @@ use common::*;
 use grantledger_core::State;
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, Committed, DecisionOutcome,
-    DecisionRecorded, EntitlementId, Event, PrincipalId, RequestId, RequestSubmitted, ResourceId,
-    ReviewRecorded, ReviewVerdict, RevocationReason, Timestamp,
+    DecisionRecorded, EntitlementId, Event, IdentityRefused, Principal, PrincipalId,
+    PrincipalKind, PrincipalOffboarded, RequestId, RequestSubmitted, ResourceId, ReviewRecorded,
+    ReviewVerdict, RevocationReason, Timestamp,
 };
 use grantledger_ledger::fold;
 use grantledger_log::Log;
@@ -961,6 +962,7 @@ fn findings_name_unreviewed_break_glass_overdue_debt_and_retries_after_denial() 
                 retry_request,
                 ..
             } => format!("retry {denied_request} {retry_request}"),
+            Finding::GrantOutlivedOwner { grant_id, .. } => format!("outlived {grant_id}"),
         })
         .collect();
     assert_eq!(
@@ -980,4 +982,130 @@ fn findings_name_unreviewed_break_glass_overdue_debt_and_retries_after_denial() 
             .iter()
             .any(|f| matches!(f, Finding::BreakGlassWithoutReview { .. }))
     );
+}
+
+/// A `GrantIssued` of request `request` to workload `workload`, owned by
+/// `owner`.
+fn workload_grant(request: &str, workload: &str, owner: &str, at: Timestamp, expires_at: Timestamp) -> Event {
+    let Event::GrantIssued(mut issued) = grant_issued(request, workload, "db/prod/x", &["read"], at, expires_at) else {
+        unreachable!()
+    };
+    issued.principal = Principal {
+        id: PrincipalId::new(workload).unwrap(),
+        kind: PrincipalKind::Workload,
+        owner: Some(PrincipalId::new(owner).unwrap()),
+    };
+    Event::GrantIssued(issued)
+}
+
+fn offboarded(principal: &str) -> Event {
+    Event::PrincipalOffboarded(PrincipalOffboarded {
+        principal: PrincipalId::new(principal).unwrap(),
+        by: PrincipalId::new("hr-system").unwrap(),
+        detail: "left the company".into(),
+    })
+}
+
+fn outlived(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter_map(|finding| match finding {
+            Finding::GrantOutlivedOwner {
+                grant_id,
+                offboarded,
+                revoked_at,
+                ..
+            } => Some(format!("{grant_id} {offboarded} {}", revoked_at.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_workload_grant_that_outlives_its_owners_offboarding_by_the_review_window_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut projector = Projector::<AuditEvidence>::open(dir.path()).unwrap();
+    let t = START;
+    let minute = 60_000;
+    let day = 24 * 60 * minute;
+    let events = vec![
+        // dana's workloads: one left live, one revoked within the window,
+        // one revoked after it, one expired before the offboarding; and
+        // someone else's workload.
+        committed(1, t, "w1", workload_grant("w1", "svc-etl", "dana", t, t.plus_ms(7 * day))),
+        committed(2, t, "w2", workload_grant("w2", "svc-etl", "dana", t, t.plus_ms(7 * day))),
+        committed(3, t, "w3", workload_grant("w3", "agent-sql", "dana", t, t.plus_ms(7 * day))),
+        committed(4, t, "w4", workload_grant("w4", "svc-old", "dana", t, t.plus_ms(10 * minute))),
+        committed(5, t, "w5", workload_grant("w5", "svc-other", "erin", t, t.plus_ms(7 * day))),
+        committed(6, t.plus_ms(60 * minute), "offboard:dana", offboarded("dana")),
+        committed(7, t.plus_ms(90 * minute), "w2", grant_revoked("w2", RevocationReason::OwnerGone)),
+        committed(8, t.plus_ms(3 * 60 * minute), "w3", grant_revoked("w3", RevocationReason::OwnerGone)),
+        // A grant issued after the offboarding was not live at it.
+        committed(9, t.plus_ms(4 * 60 * minute), "w6", workload_grant("w6", "svc-etl", "dana", t.plus_ms(4 * 60 * minute), t.plus_ms(7 * day))),
+    ];
+    projector.apply(&events).unwrap();
+    let rules = FindingRules {
+        review_window_ms: 60 * minute,
+        debt_age_max_ms: day,
+    };
+    // Within the window after the offboarding, nothing is due yet.
+    let early = projector.findings(t.plus_ms(119 * minute), rules).unwrap();
+    assert_eq!(outlived(&early.findings), Vec::<String>::new());
+    // After it: the grant left live, and the one revoked late (with its
+    // revocation). Not the one revoked in time, the expired one, another
+    // owner's, or the one issued after.
+    let late = projector.findings(t.plus_ms(5 * 60 * minute), rules).unwrap();
+    assert!(!late.truncated);
+    assert_eq!(outlived(&late.findings), ["grant:w1 dana false", "grant:w3 dana true"]);
+    let Some(Finding::GrantOutlivedOwner { principal, offboarded_at, offboarded_sequence, review_window_ms, .. }) =
+        late.findings.iter().find(|f| matches!(f, Finding::GrantOutlivedOwner { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!(principal.id.as_str(), "svc-etl");
+    assert_eq!((*offboarded_at, *offboarded_sequence, *review_window_ms), (t.plus_ms(60 * minute), 6, 60 * minute));
+    // With a longer window, the late revocation was in time.
+    let generous = FindingRules { review_window_ms: 3 * 60 * minute, ..rules };
+    let findings = projector.findings(t.plus_ms(5 * 60 * minute), generous).unwrap();
+    assert_eq!(outlived(&findings.findings), ["grant:w1 dana false"]);
+
+    // The finding is a function of the log: a rebuild from the same events
+    // gives the same digest.
+    assert_eq!(projector.digest().unwrap(), clean_digest::<AuditEvidence>(&events));
+}
+
+#[test]
+fn an_identity_refusal_is_in_its_requests_evidence_before_a_later_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut projector = Projector::<AuditEvidence>::open(dir.path()).unwrap();
+    let t = START;
+    let refused = Event::IdentityRefused(IdentityRefused {
+        request_id: RequestId::new("r1").unwrap(),
+        principal: human("mallory"),
+        entitlement: EntitlementId::new("db-read").unwrap(),
+        resource: ResourceId::new("db/prod/x").unwrap(),
+        reason: "bad_signature".into(),
+        detail: "the signature does not verify".into(),
+    });
+    let events = vec![
+        committed(1, t, "r1", refused),
+        committed(2, t.plus_ms(1), "r1", submitted("r1", "mallory", "need it")),
+        committed(3, t.plus_ms(1), "r1", decided("r1", DecisionOutcome::Deny)),
+    ];
+    projector.apply(&events).unwrap();
+    let (chain, truncated) = projector.evidence(&RequestId::new("r1").unwrap()).unwrap();
+    assert!(!truncated);
+    assert!(
+        matches!(&chain[0].evidence, Evidence::IdentityRefusal { reason, principal, .. } if reason == "bad_signature" && principal.id.as_str() == "mallory"),
+        "{chain:?}"
+    );
+    assert!(matches!(chain[1].evidence, Evidence::Request { .. }));
+    assert!(matches!(chain[2].evidence, Evidence::Decision { .. }));
+    assert_eq!(chain[0].sequence, 1);
+    // current-grants and expiry-timers take both new kinds in their stride.
+    let offboarding = committed(4, t.plus_ms(2), "offboard:mallory", offboarded("mallory"));
+    let mut all = events.clone();
+    all.push(offboarding);
+    clean_digest::<CurrentGrants>(&all);
+    clean_digest::<ExpiryTimers>(&all);
 }

@@ -215,6 +215,14 @@ pub fn risk(principal: &str) -> Command {
     }
 }
 
+pub fn offboard(principal: &str) -> Command {
+    Command::Offboard {
+        principal: pid(principal),
+        by: pid("hr-system"),
+        detail: "left the company".into(),
+    }
+}
+
 pub fn expire(request: &str) -> Command {
     Command::Expire {
         grant_id: gid(request),
@@ -536,6 +544,8 @@ pub struct Auditor {
     catalog: Option<Catalog>,
     requests: BTreeMap<String, AuditedRequest>,
     grants: BTreeMap<String, AuditedGrant>,
+    /// Offboarded principals and when.
+    offboarded: BTreeMap<String, Timestamp>,
     pub events_seen: u64,
     pub grants_issued: u64,
 }
@@ -589,6 +599,11 @@ impl Auditor {
                     PrincipalKind::Human,
                     "break-glass by a non-human"
                 );
+                assert!(
+                    !self.offboarded.contains_key(e.principal.id.as_str()),
+                    "rule broken: break-glass by offboarded `{}`",
+                    e.principal.id
+                );
                 let fresh = self
                     .requests
                     .insert(
@@ -618,6 +633,14 @@ impl Auditor {
                     assert!(
                         !matches!(e.outcome, DecisionOutcome::NeedsApproval { .. }),
                         "rule broken: non-human `{}` queued for a human",
+                        request.principal.id
+                    );
+                }
+                if self.offboarded.contains_key(request.principal.id.as_str()) {
+                    assert_eq!(
+                        (&e.outcome, e.reasons.as_slice()),
+                        (&DecisionOutcome::Deny, &["principal_offboarded".to_string()][..]),
+                        "rule broken: offboarded `{}` not denied",
                         request.principal.id
                     );
                 }
@@ -657,6 +680,13 @@ impl Auditor {
                     "rule broken: `{}` is not in group `{group}`",
                     e.approver
                 );
+                if e.verdict == ApprovalVerdict::Approve {
+                    assert!(
+                        !self.offboarded.contains_key(request.principal.id.as_str()),
+                        "rule broken: approval of offboarded `{}`'s request",
+                        request.principal.id
+                    );
+                }
                 match e.verdict {
                     ApprovalVerdict::Approve => assert!(
                         request.approvals.insert(e.approver.to_string()),
@@ -675,6 +705,12 @@ impl Auditor {
                     .get(e.request_id.as_str())
                     .expect("rule broken: grant without a request");
                 assert!(!request.refused, "rule broken: grant after a refusal");
+                assert!(
+                    !self.offboarded.contains_key(e.principal.id.as_str()),
+                    "rule broken: grant `{}` to offboarded `{}`",
+                    e.grant_id,
+                    e.principal.id
+                );
                 let entry = catalog
                     .entitlement(e.entitlement.as_str())
                     .expect("a catalog entitlement");
@@ -794,8 +830,14 @@ impl Auditor {
                 assert!(request.break_glass, "review of a break-glass grant");
                 assert_ne!(e.reviewer, request.principal.id, "no self-review");
             }
-            // The workload never publishes a policy set.
+            Event::PrincipalOffboarded(e) => {
+                let fresh = self.offboarded.insert(e.principal.to_string(), at).is_none();
+                assert!(fresh, "rule broken: `{}` offboarded twice", e.principal);
+            }
+            // The workload never publishes a policy set, and the core alone
+            // never refuses an identity (the ledger's verifier does).
             Event::PolicyPublished(_) => panic!("the workload publishes no policy set"),
+            Event::IdentityRefused(_) => panic!("the core's streams refuse no identity"),
         }
     }
 
@@ -853,6 +895,22 @@ impl Auditor {
         assert_eq!(counts.revocation_debt, debt);
         assert_eq!(counts.grants_issued, self.grants_issued);
         assert_eq!(state.revocation_debt(usize::MAX).len() as u64, debt);
+
+        // Every grant live at its holder's offboarding was revoked with it.
+        for grant in self.grants.values() {
+            let Some(&offboarded_at) = self.offboarded.get(&grant.principal) else {
+                continue;
+            };
+            if grant.issued_at <= offboarded_at && offboarded_at < grant.expires_at {
+                assert!(
+                    grant.revoked_at.is_some_and(|revoked_at| revoked_at <= offboarded_at),
+                    "rule broken: a grant of `{}` outlived its offboarding at `{offboarded_at}`",
+                    grant.principal
+                );
+            }
+            assert_eq!(state.offboarded_at(&pid(&grant.principal)), Some(offboarded_at));
+        }
+        assert_eq!(counts.principals_offboarded, self.offboarded.len() as u64);
     }
 
     /// `check` at `at` (now or in the past) agrees with the events: true iff
