@@ -144,9 +144,13 @@ async fn main() {
     let started = Instant::now();
     time.set(Timestamp(T0 + TTL_MS + 1000));
     let mut timers_sent_at = None;
+    let mut recorded_at = None;
     wait_until("storm", Duration::from_secs(1800), async || {
         if timers_sent_at.is_none() && counters.timers_sent.load(std::sync::atomic::Ordering::Relaxed) >= expiring {
             timers_sent_at = Some(started.elapsed());
+        }
+        if recorded_at.is_none() && messages(&js, LEDGER_EVENTS_STREAM).await >= head + expiring {
+            recorded_at = Some(started.elapsed());
         }
         messages(&js, GRANT_EXPIRY_STREAM).await >= expiring
     })
@@ -188,6 +192,9 @@ async fn main() {
     println!("{:<64} {:>8.3} s", format!("{expiring} of {live} grants expire: all notices on GRANT_EXPIRY"), storm.as_secs_f64());
     if let Some(at) = timers_sent_at {
         println!("{:<64} {:>8.3} s", "  of which: every timer sent to the ledger (PubAcks in)", at.as_secs_f64());
+    }
+    if let Some(at) = recorded_at {
+        println!("{:<64} {:>8.3} s", "  of which: every expiry committed and on LEDGER_EVENTS", at.as_secs_f64());
     }
     println!("{:<64} {:>8}", "  LEDGER_EVENTS after the storm", revocations_head);
     println!("{:<64} {:>8.3} s", format!("peer: {expiring} raw JetStream publishes of a notice"), peer.as_secs_f64());

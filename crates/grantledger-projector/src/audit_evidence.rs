@@ -863,40 +863,25 @@ impl Projector<AuditEvidence> {
             let deadline = offboarded_at.plus_ms(window_ms);
             let mut grant_ids = Vec::new();
             for table in [TABLE_BY_OWNER, TABLE_BY_PRINCIPAL] {
-                let scan = prefix(table, &[offboarded.as_str().as_bytes()]);
-                let mut from = scan.clone();
-                // INVARIANT: a grant live at the offboarding was issued at or
-                // before it and after `offboarded_at - horizon`.
-                from.extend_from_slice(&time_part(offboarded_at.0.saturating_sub(horizon_ms)));
-                self.store.visit(&scan, &from, |key, value| {
-                    let rest = &key[scan.len()..];
-                    let issued_at = rest
-                        .get(..8)
-                        .and_then(time_from_part)
-                        .ok_or_else(|| corrupt_key(key))?;
-                    if issued_at > offboarded_at.0 {
-                        return Ok(false);
-                    }
-                    // Access until `end`: live at the offboarding and still
-                    // after the deadline.
-                    let end: i64 = decode_value(key, value)?;
-                    if end > deadline.0 {
-                        let grant_id = std::str::from_utf8(&rest[8..])
-                            .ok()
-                            .and_then(|id| GrantId::new(id).ok())
-                            .ok_or_else(|| corrupt_key(key))?;
-                        if !grant_ids.contains(&grant_id) {
-                            grant_ids.push(grant_id);
-                        }
-                    }
-                    scanned += 1;
-                    if scanned == SCAN_ENTRIES_MAX {
-                        truncated = true;
-                        return Ok(false);
-                    }
-                    Ok(true)
-                })?;
+                // Live at the offboarding and still after the deadline.
+                let full = self.scan_time_index(
+                    table,
+                    &[offboarded.as_str().as_bytes()],
+                    offboarded_at,
+                    deadline,
+                    horizon_ms,
+                    &mut scanned,
+                    &mut grant_ids,
+                )?;
+                if full {
+                    truncated = true;
+                    break;
+                }
             }
+            // A grant held by the offboarded principal's own workload is in
+            // both indices.
+            grant_ids.sort();
+            grant_ids.dedup();
             for grant_id in grant_ids {
                 let summary: GrantSummary = self
                     .store
@@ -936,44 +921,65 @@ impl Projector<AuditEvidence> {
         at: Timestamp,
     ) -> Result<(Vec<GrantEvidence>, bool), ProjectorError> {
         let horizon_ms: i64 = self.store.get_value(KEY_HORIZON)?.unwrap_or(0);
-        let scan = prefix(table, parts);
-        let mut from = scan.clone();
-        // INVARIANT: a grant in force at `at` ends after `at` and never
-        // later than `issued_at + horizon`, so it was issued after
-        // `at - horizon`.
-        from.extend_from_slice(&time_part(at.0.saturating_sub(horizon_ms)));
         let mut grant_ids = Vec::new();
         let mut scanned = 0usize;
-        let mut truncated = false;
+        let truncated =
+            self.scan_time_index(table, parts, at, at, horizon_ms, &mut scanned, &mut grant_ids)?;
+        let grants = grant_ids
+            .into_iter()
+            .map(|grant_id| self.grant_evidence(grant_id))
+            .collect::<Result<_, _>>()?;
+        Ok((grants, truncated))
+    }
+
+    /// Adds to `grant_ids` the grants under time index `table`
+    /// and key `parts` issued at or before `issued_by` whose access ends
+    /// after `ends_after`. Returns true when a bound was reached
+    /// ([`ANSWER_GRANTS_MAX`] grants, or [`SCAN_ENTRIES_MAX`] entries
+    /// counted in `scanned` across calls).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_time_index(
+        &self,
+        table: u8,
+        parts: &[&[u8]],
+        issued_by: Timestamp,
+        ends_after: Timestamp,
+        horizon_ms: i64,
+        scanned: &mut usize,
+        grant_ids: &mut Vec<GrantId>,
+    ) -> Result<bool, ProjectorError> {
+        let scan = prefix(table, parts);
+        let mut from = scan.clone();
+        // INVARIANT: a grant ends no later than `issued_at + horizon`, so one
+        // that ends after `ends_after >= issued_by` was issued after
+        // `issued_by - horizon`.
+        from.extend_from_slice(&time_part(issued_by.0.saturating_sub(horizon_ms)));
+        let mut full = false;
         self.store.visit(&scan, &from, |key, value| {
             let rest = &key[scan.len()..];
             let issued_at = rest
                 .get(..8)
                 .and_then(time_from_part)
                 .ok_or_else(|| corrupt_key(key))?;
-            if issued_at > at.0 {
+            if issued_at > issued_by.0 {
                 return Ok(false);
             }
             let end: i64 = decode_value(key, value)?;
-            if at.0 < end {
+            if end > ends_after.0 {
                 let grant_id = std::str::from_utf8(&rest[8..])
                     .ok()
                     .and_then(|id| GrantId::new(id).ok())
                     .ok_or_else(|| corrupt_key(key))?;
                 grant_ids.push(grant_id);
             }
-            scanned += 1;
-            if grant_ids.len() == ANSWER_GRANTS_MAX || scanned == SCAN_ENTRIES_MAX {
-                truncated = true;
+            *scanned += 1;
+            if grant_ids.len() == ANSWER_GRANTS_MAX || *scanned == SCAN_ENTRIES_MAX {
+                full = true;
                 return Ok(false);
             }
             Ok(true)
         })?;
-        let grants = grant_ids
-            .into_iter()
-            .map(|grant_id| self.grant_evidence(grant_id))
-            .collect::<Result<_, _>>()?;
-        Ok((grants, truncated))
+        Ok(full)
     }
 
     fn grant_evidence(&self, grant_id: GrantId) -> Result<GrantEvidence, ProjectorError> {
