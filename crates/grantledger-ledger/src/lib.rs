@@ -150,20 +150,23 @@ pub struct Ledger {
     /// The identity token issuers requests are verified against, when
     /// configured ([`Ledger::set_identity`]).
     identity: Option<Arc<Issuers>>,
+    /// Offline simulation only: take a workload identity claimed in a
+    /// request's context as verified ([`Ledger::trust_claimed_identity`]).
+    trust_claimed_identity: bool,
 }
 
 impl Ledger {
     /// Creates a new, empty partition in `dir` (which must not hold a log).
     pub fn create(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
         let log = Log::create(dir, options)?;
-        Ok(Ledger { log, state: State::default(), tenant, poisoned: false, engine: None, identity: None })
+        Ok(Ledger { log, state: State::default(), tenant, poisoned: false, engine: None, identity: None, trust_claimed_identity: false })
     }
 
     /// Opens an existing partition and rebuilds its state from the log.
     pub fn open(dir: &Path, tenant: TenantId, options: LogOptions) -> Result<Ledger, LedgerError> {
         let log = Log::open(dir, options)?;
         let (state, engine) = fold_with_engine(&log, Some(&tenant), u64::MAX, |_| {})?;
-        Ok(Ledger { log, state, tenant, poisoned: false, engine, identity: None })
+        Ok(Ledger { log, state, tenant, poisoned: false, engine, identity: None, trust_claimed_identity: false })
     }
 
     /// The state as of the last staged input (committed or not).
@@ -196,6 +199,15 @@ impl Ledger {
     /// of that request id is rejected with the recorded refusal.
     pub fn set_identity(&mut self, issuers: Option<Arc<Issuers>>) {
         self.identity = issuers;
+    }
+
+    /// For offline simulation only (`grantledger simulate`): a workload
+    /// identity claimed in a request's context (`context.workload_identity`)
+    /// is taken as verified. Otherwise, issuers configured or not, such a
+    /// claim without a token that verifies is refused (`identity_unverified`):
+    /// nobody may vouch for themselves. The ledger service never sets it.
+    pub fn trust_claimed_identity(&mut self, trust: bool) {
+        self.trust_claimed_identity = trust;
     }
 
     /// Starts a batch at ledger time `max(now, head time)`: a clock that
@@ -280,7 +292,12 @@ impl Batch<'_> {
                 }
                 EngineInput::None
             }
-            Command::Submit(request) => match verify_identity(self.ledger.identity.as_deref(), request, self.time) {
+            Command::Submit(request) => match verify_identity(
+                self.ledger.identity.as_deref(),
+                self.ledger.trust_claimed_identity,
+                request,
+                self.time,
+            ) {
                 // The core records the first refusal of a request id and
                 // gives it back after that (or answers a decided request id
                 // as a duplicate).
@@ -436,10 +453,11 @@ const REFUSAL_DETAIL_BYTES_MAX: usize = 1024;
 /// `Some(request)` with the verified claims as `context.workload_identity`
 /// (and no token) when it carries one, `None` when there is nothing to
 /// verify. Refuses a token that does not verify, a token when no issuers are
-/// configured, and, when issuers are configured, a workload identity claimed
-/// in the context without a token.
+/// configured, and a workload identity claimed in the context without a
+/// token (unless `trust_claimed`, for offline simulation).
 fn verify_identity(
     issuers: Option<&Issuers>,
+    trust_claimed: bool,
     request: &grantledger_events::SubmitRequest,
     now: Timestamp,
 ) -> Result<Option<grantledger_events::SubmitRequest>, IdentityFailure> {
@@ -448,7 +466,7 @@ fn verify_identity(
         detail: recordable_detail(detail, request.identity_token.as_deref()),
     };
     let Some(token) = &request.identity_token else {
-        if issuers.is_some() && request.context.contains_key("workload_identity") {
+        if !trust_claimed && request.context.contains_key("workload_identity") {
             return Err(refuse(
                 "identity_unverified",
                 "`context.workload_identity` comes only from an identity token the ledger verified".to_string(),

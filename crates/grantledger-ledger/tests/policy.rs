@@ -561,3 +561,26 @@ fn a_refused_identity_is_recorded_once_and_a_redelivery_after_a_restart_adds_not
         );
     }
 }
+
+#[test]
+fn a_workload_identity_claimed_without_a_token_is_refused_even_with_no_issuers_configured() {
+    let claimed = json!({"workload_identity": {"issuer": "https://spire.acme.internal",
+        "subject": "spiffe://acme.internal/ci/deployer", "audience": ["grantledger"], "trust_domain": "acme.internal"}});
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ledger, _) = ledger_with_policy(dir.path());
+    let now = Timestamp(NOW_S * 1000);
+    let mut batch = ledger.begin(now).unwrap();
+    let staged = batch.stage(input(deploy_request("self-vouched", None, claimed.clone()))).unwrap();
+    let refused = staged.refused.expect("no issuers: nobody can vouch for the claim");
+    assert!(refused.to_string().contains("identity_unverified"), "{refused}");
+    assert!(matches!(staged.events.as_slice(), [Event::IdentityRefused(_)]), "{:?}", staged.events);
+    batch.commit().unwrap();
+
+    // Offline simulation may take the claim as given: then it is decided.
+    ledger.trust_claimed_identity(true);
+    let mut batch = ledger.begin(now).unwrap();
+    let staged = batch.stage(input(deploy_request("simulated", None, claimed))).unwrap();
+    assert!(staged.refused.is_none());
+    decision_of(&staged.events);
+    batch.commit().unwrap();
+}
