@@ -296,12 +296,40 @@ pub enum RevocationInput {
     },
 }
 
-/// A timer, on `grants.timers.<tenant>`.
+/// A timer, on `grants.timers.<tenant>`: `{"grant_id": G}`, or
+/// `{"grant_ids": [G, ...]}` for up to [`TIMER_GRANTS_MAX`] grants whose
+/// `expires_at` came (a storm of expiries in a fraction of the messages).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimerInput {
     /// The grant whose `expires_at` came.
-    pub grant_id: GrantId,
+    #[serde(default)]
+    pub grant_id: Option<GrantId>,
+    /// Or several.
+    #[serde(default)]
+    pub grant_ids: Vec<GrantId>,
+}
+
+/// The most grants one timer message names: [`FETCH_MAX`] such messages
+/// stage at most `grantledger_ledger::BATCH_INPUTS_MAX` commands, one batch.
+pub const TIMER_GRANTS_MAX: usize = grantledger_ledger::BATCH_INPUTS_MAX / FETCH_MAX;
+const _: () = assert!(TIMER_GRANTS_MAX >= 1);
+
+impl TimerInput {
+    /// The grants named, or why the message names none or too many.
+    fn grants(self) -> Result<Vec<GrantId>, (String, String)> {
+        let grants: Vec<GrantId> = self.grant_id.into_iter().chain(self.grant_ids).collect();
+        if grants.is_empty() {
+            return Err(("malformed_timer".into(), "a timer names `grant_id` or `grant_ids`; this one names no grant".into()));
+        }
+        if grants.len() > TIMER_GRANTS_MAX {
+            return Err((
+                "malformed_timer".into(),
+                format!("a timer names at most {TIMER_GRANTS_MAX} grants; this one names {}", grants.len()),
+            ));
+        }
+        Ok(grants)
+    }
 }
 
 /// Why the service stopped.
@@ -706,18 +734,21 @@ async fn open_inputs(
 }
 
 /// Parses one input; `Err((reason, detail))` names why it is refused.
+/// A JSON input that does not deserialize: its reason code and detail.
+fn named_json_error(error: serde_json::Error) -> (String, String) {
+    let text = error.to_string();
+    let reason = if text.starts_with("unknown field") || text.contains("unknown variant") {
+        "unknown_field"
+    } else if error.is_data() {
+        "wrong_type"
+    } else {
+        "malformed_json"
+    };
+    (reason.to_owned(), text)
+}
+
 fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
-    fn named(error: serde_json::Error) -> (String, String) {
-        let text = error.to_string();
-        let reason = if text.starts_with("unknown field") || text.contains("unknown variant") {
-            "unknown_field"
-        } else if error.is_data() {
-            "wrong_type"
-        } else {
-            "malformed_json"
-        };
-        (reason.to_owned(), text)
-    }
+    let named = named_json_error;
     Ok(match kind {
         InputKind::Request => Command::Submit(serde_json::from_slice::<SubmitRequest>(payload).map_err(named)?),
         InputKind::Approval => {
@@ -741,10 +772,37 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
             }
         },
         InputKind::Timer => {
-            let t: TimerInput = serde_json::from_slice(payload).map_err(named)?;
-            Command::Expire { grant_id: t.grant_id }
+            return Err(("internal".into(), "timers are decided by `decide_timers`, not parsed here".into()));
         }
     })
+}
+
+/// A timer message naming several grants: each expiry staged as its own
+/// input. One refused (the grant was revoked meanwhile, or is unknown) is
+/// harmless and logged; the message is refused as a whole, naming the
+/// first refusal, only when none was staged.
+fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, grants: Vec<GrantId>, causation: &Causation) -> Fate {
+    let mut sequences = Vec::new();
+    let mut first_refusal = None;
+    for grant_id in grants {
+        match batch.stage(Input {
+            command: Command::Expire { grant_id: grant_id.clone() },
+            producer: "expiry-timer".to_owned(),
+            causation: causation.clone(),
+        }) {
+            Ok(staged) => sequences.extend((0..staged.events.len() as u64).map(|i| staged.sequence_first + i)),
+            Err(rejection) => {
+                tracing::debug!(grant = %grant_id, %rejection, "timer refused");
+                first_refusal.get_or_insert(rejection);
+            }
+        }
+    }
+    match first_refusal {
+        Some(rejection) if sequences.is_empty() => {
+            Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id: None }
+        }
+        _ => Fate::Staged { request_id: None, sequences, outcome: None },
+    }
 }
 
 /// One committed batch, on its way to the publisher.
@@ -1093,6 +1151,19 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
     if message.payload.len() > INPUT_BYTES_MAX {
         return rejected("oversized", format!("{} bytes, at most {INPUT_BYTES_MAX}", message.payload.len()));
     }
+    let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let causation = Causation::Input(format!("{GRANT_INPUT_STREAM}:{stream_sequence}"));
+    if input.kind == InputKind::Timer {
+        let grants = serde_json::from_slice::<TimerInput>(&message.payload)
+            .map_err(named_json_error)
+            .and_then(TimerInput::grants);
+        return match grants {
+            // INVARIANT: FETCH_MAX messages of TIMER_GRANTS_MAX grants fit
+            // one batch, so there is room for these.
+            Ok(grants) => decide_timers(batch, grants, &causation),
+            Err((reason, detail)) => rejected(&reason, detail),
+        };
+    }
     let command = match parse(input.kind, &message.payload) {
         Ok(command) => command,
         Err((reason, detail)) => return rejected(&reason, detail),
@@ -1111,16 +1182,11 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
         // Cannot happen with FETCH_MAX <= BATCH_INPUTS_MAX.
         return rejected("batch_full", "retry".to_owned());
     }
-    let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
     let producer = match input.kind {
         InputKind::Timer => "expiry-timer".to_owned(),
         kind => format!("nats:{}", kind.token()),
     };
-    match batch.stage(Input {
-        command,
-        producer,
-        causation: Causation::Input(format!("{GRANT_INPUT_STREAM}:{stream_sequence}")),
-    }) {
+    match batch.stage(Input { command, producer, causation }) {
         Ok(staged) => {
             let sequences = (0..staged.events.len() as u64).map(|i| staged.sequence_first + i).collect();
             if let Some(refused) = staged.refused {

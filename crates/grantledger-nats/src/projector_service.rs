@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::ledger_service::{
-    BACKFILL_RECORDS_MAX, BackfillReply, BackfillRequest, SEQUENCE_HEADER,
+    BACKFILL_RECORDS_MAX, BackfillReply, BackfillRequest, SEQUENCE_HEADER, TIMER_GRANTS_MAX,
 };
 use crate::revoker::ExpiryNotice;
 use crate::streams::LEDGER_EVENTS_STREAM;
@@ -999,8 +999,9 @@ impl Served for ExpiryTimers {
     }
 }
 
-/// Sends the timers that came due to the ledger, through JetStream, in
-/// batches of [`EXPIRY_BATCH_MAX`] whose PubAcks are awaited together, at
+/// Sends the timers that came due to the ledger, through JetStream, up to
+/// `TIMER_GRANTS_MAX` grants to a message, in batches of
+/// [`EXPIRY_BATCH_MAX`] timers whose PubAcks are awaited together, at
 /// most [`EXPIRY_ROUND_MAX`] in one round. A timer lost or refused is sent
 /// again on a later pass; the ledger refuses the expiry of a grant already
 /// revoked, so a repeat is harmless.
@@ -1014,25 +1015,27 @@ async fn send_timers(
         let now = context.config.clock.now();
         let due = blocking(|| write(projector).due(now, EXPIRY_BATCH_MAX))
             .map_err(|error| error.to_string())?;
-        let mut acks = Vec::with_capacity(due.len());
-        for timer in &due {
-            let body = serde_json::to_vec(&serde_json::json!({ "grant_id": timer.grant_id }))
+        // Several grants to a message: the ledger stages each expiry as its
+        // own input, and a storm costs a fraction of the messages.
+        let mut acks = Vec::with_capacity(due.len().div_ceil(TIMER_GRANTS_MAX));
+        for timers in due.chunks(TIMER_GRANTS_MAX) {
+            let grant_ids: Vec<_> = timers.iter().map(|timer| &timer.grant_id).collect();
+            let body = serde_json::to_vec(&serde_json::json!({ "grant_ids": grant_ids }))
                 .expect("serializable");
-            acks.push(
-                context
-                    .jetstream
-                    .publish(subject.clone(), body.into())
-                    .await
-                    .map_err(|error| error.to_string())?,
-            );
+            let ack = context
+                .jetstream
+                .publish(subject.clone(), body.into())
+                .await
+                .map_err(|error| error.to_string())?;
+            acks.push((ack, timers.len()));
         }
-        for ack in acks {
+        for (ack, timers) in acks {
             ack.await.map_err(|error| error.to_string())?;
             context
                 .config
                 .counters
                 .timers_sent
-                .fetch_add(1, Ordering::Relaxed);
+                .fetch_add(timers as u64, Ordering::Relaxed);
         }
         sent += due.len();
         if due.len() < EXPIRY_BATCH_MAX {

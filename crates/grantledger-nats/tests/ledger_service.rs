@@ -15,7 +15,8 @@ use futures::StreamExt;
 use grantledger_nats::ledger_service::{
     REPLY_TO_HEADER, RejectionNotice, SIGNAL_SCHEMA_FILE, ServiceConfig, ServiceReceipt, run, signal_schema,
 };
-use grantledger_nats::{LEDGER_EVENTS_STREAM, rejections_subject, requests_subject, signals_subject};
+use grantledger_nats::ledger_service::TIMER_GRANTS_MAX;
+use grantledger_nats::{Clock, LEDGER_EVENTS_STREAM, rejections_subject, requests_subject, signals_subject, timers_subject};
 use grantledger_testkit::NatsServer;
 
 use common::{connect, within};
@@ -199,10 +200,15 @@ struct Running {
 }
 
 async fn start_service() -> Running {
+    start_service_with(|_| {}).await
+}
+
+async fn start_service_with(configure: impl FnOnce(&mut ServiceConfig)) -> Running {
     let server = NatsServer::start();
     let data = tempfile::tempdir().expect("tempdir");
     let mut config = ServiceConfig::new(data.path().join("ledger"), server.url(), "acme".to_owned());
     config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    configure(&mut config);
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(run(config, async move {
         let _ = stop_rx.await;
@@ -348,4 +354,58 @@ fn signal_schema_is_current() {
         assert!(text.contains(&format!("\"{kind}\"")), "no `{kind}` in {text}");
     }
     assert!(!text.contains("\"additionalProperties\":true"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_timer_message_expires_several_grants_and_a_bad_one_is_refused_by_name() {
+    let (clock, time) = Clock::manual(grantledger_events::Timestamp(1_900_000_000_000));
+    let mut running = start_service_with(|config| config.clock = clock).await;
+    for id in ["r-1", "r-2", "r-3"] {
+        let receipt = running.send(requests_subject("acme").unwrap(), request(id)).await;
+        assert_eq!(receipt.outcome, Some(grantledger_events::DecisionOutcome::Allow), "{receipt:?}");
+    }
+    let timers = timers_subject("acme").unwrap();
+
+    // Before the grants' expires_at, the ledger refuses their expiry.
+    let early = running.send(timers.clone(), r#"{"grant_ids":["grant:r-1","grant:r-2"]}"#.to_owned()).await;
+    assert_eq!(early.status, "rejected", "{early:?}");
+    assert_eq!(running.events_held().await, 10, "the catalog and 3 x (request, decision, issuance)");
+
+    // A day later: one message, two expiries recorded (and an unknown grant
+    // named with them is refused alone, without holding them back).
+    time.advance_ms(24 * 3600 * 1000);
+    let expired = running
+        .send(timers.clone(), r#"{"grant_ids":["grant:r-1","grant:nope","grant:r-2"]}"#.to_owned())
+        .await;
+    assert_eq!((expired.status.as_str(), expired.sequences.as_slice()), ("committed", &[11, 12][..]), "{expired:?}");
+    for (sequence, grant) in [(11, "grant:r-1"), (12, "grant:r-2")] {
+        let (subject, event) = running.event(sequence).await;
+        assert_eq!(subject, "ledger.events.acme.grant_revoked");
+        assert_eq!(event["envelope"]["event"]["grant_revoked"]["grant_id"], grant);
+        assert_eq!(event["envelope"]["event"]["grant_revoked"]["reason"], "expired");
+    }
+    // The single-grant form still works.
+    let single = running.send(timers.clone(), r#"{"grant_id":"grant:r-3"}"#.to_owned()).await;
+    assert_eq!(single.sequences, [13], "{single:?}");
+
+    // Every grant named already expired: refused as a whole, by name.
+    let again = running.send(timers.clone(), r#"{"grant_ids":["grant:r-1","grant:r-2"]}"#.to_owned()).await;
+    assert_eq!(again.status, "rejected", "{again:?}");
+    assert!(again.detail.as_deref().unwrap_or_default().contains("grant:r-1"), "{again:?}");
+
+    // No grant, or more than a batch allows: malformed, named.
+    for (body, says) in [
+        (r#"{"grant_ids":[]}"#.to_owned(), "names no grant".to_owned()),
+        (
+            serde_json::json!({ "grant_ids": (0..=TIMER_GRANTS_MAX).map(|i| format!("grant:x{i}")).collect::<Vec<_>>() })
+                .to_string(),
+            format!("at most {TIMER_GRANTS_MAX} grants; this one names {}", TIMER_GRANTS_MAX + 1),
+        ),
+    ] {
+        let refused = running.send(timers.clone(), body).await;
+        assert_eq!(refused.reason.as_deref(), Some("malformed_timer"), "{refused:?}");
+        assert!(refused.detail.as_deref().unwrap_or_default().contains(&says), "{refused:?}");
+    }
+    assert_eq!(running.events_held().await, 13);
+    running.stop().await;
 }
