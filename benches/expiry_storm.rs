@@ -90,6 +90,16 @@ async fn messages(js: &jetstream::Context, name: &str) -> u64 {
     }
 }
 
+/// CPU seconds (user + system) process `pid` has used so far, from
+/// `/proc/<pid>/stat` (Linux; 0 elsewhere).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
 async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done().await {
@@ -141,6 +151,8 @@ async fn main() {
     assert_eq!(messages(&js, GRANT_EXPIRY_STREAM).await, 0, "nothing expired yet");
 
     // The storm: the clock passes the second in which `expiring` grants end.
+    let server_pid = server.pid().map(|pid| pid.to_string()).unwrap_or_default();
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&server_pid));
     let started = Instant::now();
     time.set(Timestamp(T0 + TTL_MS + 1000));
     let mut timers_sent_at = None;
@@ -156,6 +168,7 @@ async fn main() {
     })
     .await;
     let storm = started.elapsed();
+    let cpu = (cpu_seconds("self") - cpu_before.0, cpu_seconds(&server_pid) - cpu_before.1);
     let revocations_head = messages(&js, LEDGER_EVENTS_STREAM).await;
     let _ = stop.send(true);
     ledger.await.expect("joined").expect("ledger");
@@ -197,6 +210,8 @@ async fn main() {
         println!("{:<64} {:>8.3} s", "  of which: every expiry committed and on LEDGER_EVENTS", at.as_secs_f64());
     }
     println!("{:<64} {:>8}", "  LEDGER_EVENTS after the storm", revocations_head);
+    println!("{:<64} {:>8.3} s", "  CPU: ledger + expiry-timers (this process)", cpu.0);
+    println!("{:<64} {:>8.3} s", "  CPU: nats-server", cpu.1);
     println!("{:<64} {:>8.3} s", format!("peer: {expiring} raw JetStream publishes of a notice"), peer.as_secs_f64());
     println!("{:<64} {:>8.1} x", "storm / peer", storm.as_secs_f64() / peer.as_secs_f64());
 }
