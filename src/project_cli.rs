@@ -64,6 +64,7 @@ Queries (NATS request/reply, JSON body, `at_ms` defaults to now):
                   grants.query.<tenant>.grants   {\"principal\",\"at_ms\"?,\"limit\"?}
                   grants.query.<tenant>.holders  {\"resource\",\"at_ms\"?,\"limit\"?}
                   grants.query.<tenant>.pending  {\"limit\"?}
+                  grants.query.<tenant>.scheduled {\"limit\"?}
   audit-evidence  grants.query.<tenant>.why      {\"principal\",\"resource\",\"at_ms\"}
                   grants.query.<tenant>.who      {\"resource\",\"at_ms\"}
                   grants.query.<tenant>.could    {\"principal\",\"at_ms\"}
@@ -73,8 +74,9 @@ Queries (NATS request/reply, JSON body, `at_ms` defaults to now):
   every one       grants.query.<tenant>.status.<name>: cursor, digest (as `replay --json`), counters
 Errors come back as {\"error\": \"...\"}.
 
-expiry-timers also sends each grant's timer to the ledger (grants.timers.<tenant>) when its
-expires_at comes, and publishes every committed revocation to grants.expiry.<tenant>.<kind> for
+expiry-timers also sends timers to the ledger (grants.timers.<tenant>): a grant's when its
+expires_at comes, a scheduled request's when its start comes, and a request's waiting for
+approvers when its request TTL ends; and it publishes every committed revocation to grants.expiry.<tenant>.<kind> for
 revocation workers, in bounded batches, after a restart included.
 
 SIGTERM or SIGINT finish the batch in hand and exit 0. Exit 2: bad options, no connection, or a

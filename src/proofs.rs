@@ -108,7 +108,7 @@ pub fn verify_bundle(path: &Path, public_keys: &[PathBuf], json: bool) -> Result
             envelope,
         };
         let decoded = serde_json::to_value(&committed).expect("serializable");
-        if decoded != shown.event && codec_1_rendering(verified.header.version, &decoded) != shown.event {
+        if decoded != shown.event && !older_renderings(verified.header.version, &decoded).contains(&shown.event) {
             return damaged(
                 json,
                 &format!("event {sequence}: the `event` shown differs from the record's body, which says {decoded}"),
@@ -152,12 +152,27 @@ fn damaged(json: bool, message: &str) -> Result<(), Failure> {
     Err(Failure::Damaged)
 }
 
-/// How the tools of codec 1 rendered a codec-1 record: the same JSON, but a
-/// decision has no `basis` (codec 1 had none; today's reader gives it
-/// `basis: catalog`). Bundles made before codec 2 show events that way, and
-/// they still say exactly what their records say.
-fn codec_1_rendering(version: u8, decoded: &serde_json::Value) -> serde_json::Value {
+/// How the tools of older codecs rendered a record of their codec: the same
+/// JSON, less what the codec did not have. Codec 2's tools show a request
+/// without `starts_at` (today's reader gives codec-1 and codec-2 requests
+/// `starts_at: null`); codec 1's show, in addition, a decision without
+/// `basis` (today's reader gives it `basis: catalog`). Bundles made before a
+/// codec show events that way, and they still say exactly what their records
+/// say.
+fn older_renderings(version: u8, decoded: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut renderings = Vec::new();
+    if version > grantledger_events::CODEC_VERSION_2 {
+        return renderings;
+    }
     let mut rendered = decoded.clone();
+    if let Some(request) = rendered
+        .pointer_mut("/envelope/event/request_submitted")
+        .and_then(serde_json::Value::as_object_mut)
+        && request.get("starts_at") == Some(&serde_json::Value::Null)
+    {
+        request.remove("starts_at");
+    }
+    renderings.push(rendered.clone());
     if version == grantledger_events::CODEC_VERSION_1
         && let Some(decision) = rendered
             .pointer_mut("/envelope/event/decision_recorded")
@@ -165,6 +180,7 @@ fn codec_1_rendering(version: u8, decoded: &serde_json::Value) -> serde_json::Va
         && decision.get("basis") == Some(&serde_json::Value::from("catalog"))
     {
         decision.remove("basis");
+        renderings.push(rendered);
     }
-    rendered
+    renderings
 }

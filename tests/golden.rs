@@ -7,14 +7,19 @@
 //! `UPDATE_GOLDEN=1 cargo test --test golden`, bump the codec or record
 //! version, and say so in the commit.
 //!
-//! - `records.json`: a grant's chain in the current codec (header version 2).
+//! - `records-v3.json`: the current codec (header version 3): a request
+//!   scheduled to start later, its decision and the grant its start timer
+//!   issued, and a request that waited for approvers past its request TTL
+//!   (`request_expired`, kind 15).
+//! - `records.json`: a grant's chain as codec 2 wrote it, frozen (header
+//!   version 2): its request reads with no scheduled start.
 //! - `records-policy.json`: a policy set published and a decision of the
-//!   policy engine citing it, in the current codec.
+//!   policy engine citing it, as codec 2 wrote them, frozen.
+//! - `records-appended.json`: the kinds appended to codec 2 after it first
+//!   shipped, as codec 2 wrote them, frozen: a principal offboarded (kind 13)
+//!   with its grant revoked, and an identity refusal (kind 14).
 //! - `records-v1.json`: the chain as codec 1 wrote it, frozen: old logs must
 //!   keep decoding (their decisions read as `basis: catalog`).
-//! - `records-appended.json`: the kinds appended to codec 2 after it first
-//!   shipped, in the current codec: a principal offboarded (kind 13) with
-//!   its grant revoked, and an identity refusal (kind 14).
 
 use std::path::PathBuf;
 
@@ -52,6 +57,8 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
                     justification: "investigate INC-42".into(),
                     ticket: Some("INC-42".into()),
                     ttl_requested_ms: Some(3_600_000),
+                    // Codec 2 had no scheduled starts.
+                    starts_at: None,
                 }),
             ),
         ),
@@ -221,6 +228,111 @@ fn appended_envelopes() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
+fn scheduled_envelopes() -> Vec<(&'static str, Envelope)> {
+    let tenant = id(TenantId::new, "acme");
+    let scheduled = id(RequestId::new, "req-0004");
+    let waiting = id(RequestId::new, "req-0005");
+    let alice = Principal { id: id(PrincipalId::new, "alice"), kind: PrincipalKind::Human, owner: None };
+    let starts_at = Timestamp(1_767_258_000_000); // 2026-01-01T09:00:00Z
+    let envelope = |correlation: &RequestId, producer: &str, causation: Causation, event: Event| Envelope {
+        tenant: tenant.clone(),
+        producer: producer.into(),
+        correlation: correlation.clone(),
+        causation,
+        event,
+    };
+    vec![
+        (
+            "request_submitted_scheduled",
+            envelope(
+                &scheduled,
+                "portal",
+                Causation::Input("GRANT_INPUT:10".into()),
+                Event::RequestSubmitted(RequestSubmitted {
+                    request_id: scheduled.clone(),
+                    principal: alice.clone(),
+                    entitlement: id(EntitlementId::new, "db-write"),
+                    resource: id(ResourceId::new, "db/prod/orders"),
+                    actions: vec!["write".into()],
+                    justification: "maintenance window CHG-88".into(),
+                    ticket: Some("CHG-88".into()),
+                    ttl_requested_ms: Some(3_600_000),
+                    starts_at: Some(starts_at),
+                }),
+            ),
+        ),
+        (
+            "decision_recorded_scheduled",
+            envelope(
+                &scheduled,
+                "portal",
+                Causation::Input("GRANT_INPUT:10".into()),
+                Event::DecisionRecorded(DecisionRecorded {
+                    request_id: scheduled.clone(),
+                    outcome: DecisionOutcome::Allow,
+                    reasons: vec!["auto_approved".into()],
+                    entitlement: id(EntitlementId::new, "db-write"),
+                    catalog_hash: "00".repeat(32),
+                    ttl_granted_ms: 3_600_000,
+                    basis: DecisionBasis::Catalog,
+                }),
+            ),
+        ),
+        (
+            "grant_issued_at_start",
+            envelope(
+                &scheduled,
+                "expiry-timer",
+                Causation::Input("GRANT_INPUT:11".into()),
+                Event::GrantIssued(GrantIssued {
+                    grant_id: GrantId::for_request(&scheduled),
+                    request_id: scheduled.clone(),
+                    principal: alice.clone(),
+                    entitlement: id(EntitlementId::new, "db-write"),
+                    resource: id(ResourceId::new, "db/prod/orders"),
+                    actions: vec!["write".into()],
+                    issued_at: Timestamp(starts_at.0 + 1_200),
+                    expires_at: Timestamp(starts_at.0 + 3_600_000),
+                    expires_at_cap: Timestamp(starts_at.0 + 7_200_000),
+                    break_glass: false,
+                }),
+            ),
+        ),
+        (
+            "request_submitted",
+            envelope(
+                &waiting,
+                "portal",
+                Causation::Input("GRANT_INPUT:12".into()),
+                Event::RequestSubmitted(RequestSubmitted {
+                    request_id: waiting.clone(),
+                    principal: alice,
+                    entitlement: id(EntitlementId::new, "db-write"),
+                    resource: id(ResourceId::new, "db/prod/orders"),
+                    actions: vec!["write".into()],
+                    justification: "fix INC-51".into(),
+                    ticket: Some("INC-51".into()),
+                    ttl_requested_ms: None,
+                    starts_at: None,
+                }),
+            ),
+        ),
+        (
+            "request_expired",
+            envelope(
+                &waiting,
+                "expiry-timer",
+                Causation::Input("GRANT_INPUT:13".into()),
+                Event::RequestExpired(RequestExpired {
+                    request_id: waiting.clone(),
+                    reason: RequestExpiryReason::RequestTtl,
+                    expired_at: Timestamp(1_767_312_000_000),
+                }),
+            ),
+        ),
+    ]
+}
+
 fn generate(envelopes: Vec<(&'static str, Envelope)>) -> Value {
     let mut parent = GENESIS_PARENT;
     let mut vectors = Vec::new();
@@ -270,9 +382,7 @@ fn check_generated(file: &str, generated: Value) {
 
 #[test]
 fn golden_vectors_match() {
-    check_generated("records.json", generate(envelopes()));
-    check_generated("records-policy.json", generate(policy_envelopes()));
-    check_generated("records-appended.json", generate(appended_envelopes()));
+    check_generated("records-v3.json", generate(scheduled_envelopes()));
 }
 
 /// Checks a stored golden file: every body decodes with today's code to the
@@ -304,14 +414,66 @@ fn check_stored(file: &str, version: u8, adjust: impl Fn(&mut Value)) {
 fn golden_bodies_decode_to_their_envelopes() {
     // Read the stored files, not the generated ones: the bytes on record must
     // decode with today's code to exactly the envelope written beside them.
-    check_stored("records.json", CODEC_VERSION, |_| {});
-    check_stored("records-policy.json", CODEC_VERSION, |_| {});
-    check_stored("records-appended.json", CODEC_VERSION, |_| {});
+    check_stored("records-v3.json", CODEC_VERSION, |_| {});
+}
+
+/// The envelopes a stored golden file decodes to, by name.
+fn decoded(file: &str) -> Vec<(String, Envelope)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden").join(file);
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    stored["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vector| {
+            let body = hex::decode(vector["body_hex"].as_str().unwrap()).unwrap();
+            let header_bytes: [u8; 87] =
+                hex::decode(vector["header_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
+            let header = RecordHeader::decode(&header_bytes);
+            (vector["name"].as_str().unwrap().to_owned(), decode_body(header.version, &body).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn codec_2_records_still_decode_and_their_requests_have_no_scheduled_start() {
+    // The JSON beside them predates `starts_at`: it reads as none.
+    check_stored("records.json", CODEC_VERSION_2, |_| {});
+    check_stored("records-policy.json", CODEC_VERSION_2, |_| {});
+    check_stored("records-appended.json", CODEC_VERSION_2, |_| {});
+    for (file, expected) in [
+        ("records.json", envelopes()),
+        ("records-policy.json", policy_envelopes()),
+        ("records-appended.json", appended_envelopes()),
+    ] {
+        let expected: Vec<(String, Envelope)> =
+            expected.into_iter().map(|(name, envelope)| (name.to_owned(), envelope)).collect();
+        assert_eq!(decoded(file), expected, "{file}");
+    }
+    // Only the request's layout changed: every other codec-2 body is its
+    // codec-3 body, byte for byte, and the request's is one byte shorter
+    // (no `starts_at`).
+    for file in ["records.json", "records-policy.json", "records-appended.json"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/golden").join(file);
+        let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for (vector, (name, envelope)) in stored["records"].as_array().unwrap().iter().zip(decoded(file)) {
+            let body = hex::decode(vector["body_hex"].as_str().unwrap()).unwrap();
+            let now = encode_body(&envelope);
+            if matches!(envelope.event, Event::RequestSubmitted(_)) {
+                assert_eq!(now, [body.as_slice(), &[0]].concat(), "{file} {name}");
+                assert!(decode_body(CODEC_VERSION, &body).is_err(), "{file} {name}: read as codec 3");
+            } else {
+                assert_eq!(now, body, "{file} {name}: the layout is unchanged");
+            }
+        }
+    }
 }
 
 #[test]
 fn codec_1_records_still_decode_and_their_decisions_read_as_catalog_decisions() {
     check_stored("records-v1.json", CODEC_VERSION_1, |envelope| {
+        // Codec 1 had no scheduled starts: `starts_at` reads as none (the
+        // JSON beside it has no such field).
         if let Some(decision) = envelope["event"].get_mut("decision_recorded") {
             decision["basis"] = json!("catalog");
         }

@@ -767,3 +767,169 @@ async fn grants_expire_on_the_injected_clock_and_a_hook_failing_30_percent_ends_
         assert!(confirmed.contains_key(&grant), "{grant} not confirmed");
     }
 }
+
+/// A scheduled request on the injected clock: decided at once but not
+/// active, its start timer refused when it comes early, issued by the
+/// expiry projector's start timer when the clock reaches the start, with
+/// its TTL counted from the start; and a request left waiting for approvers
+/// recorded expired at its request TTL and dropped from the pending view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_request_is_inactive_before_its_start_and_issued_when_the_injected_clock_reaches_it() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (client, js) = connect(&server.url()).await;
+    let start = Timestamp(1_900_000_000_000);
+    let starts_at = start.0 + 3_600_000;
+    let (clock, time) = Clock::manual(start);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    // The default catalog, with a one-hour request TTL on the approved
+    // production writes.
+    let catalog = grantledger_core::DEFAULT_CATALOG.replace(
+        "break_glass_ttl_max_s = 900   # 15 min, reviewed afterwards",
+        "break_glass_ttl_max_s = 900   # 15 min, reviewed afterwards\nrequest_ttl_s = 3600",
+    );
+    assert_ne!(catalog, grantledger_core::DEFAULT_CATALOG);
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), server.url(), "acme".into());
+    config.catalog = Some(catalog);
+    config.clock = clock.clone();
+    let ledger = tokio::spawn(ledger_service::run(config, until_stopped()));
+    let mut services = Vec::new();
+    for name in ["current-grants", "expiry-timers"] {
+        let mut config =
+            ProjectorConfig::new(name, dir.path().join(name), server.url(), "acme".into());
+        config.clock = clock.clone();
+        config.expiry_tick = Duration::from_millis(50);
+        services.push(tokio::spawn(projector_service::run(config, until_stopped())));
+    }
+    let started = Instant::now();
+    while js.get_stream("GRANT_EXPIRY").await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rejections = client
+        .subscribe(grantledger_nats::rejections_subject("acme").unwrap())
+        .await
+        .expect("subscribe");
+
+    // Allowed at once, to start in an hour, for ten minutes; and a write
+    // that waits for two DBAs.
+    let scheduled = format!(
+        r#"{{"request_id":"window-1","tenant":"acme","principal":{{"id":"alice","kind":"human"}},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"maintenance window","ttl_ms":600000,"starts_at_ms":{starts_at}}}"#
+    );
+    let waiting = r#"{"request_id":"write-1","tenant":"acme","principal":{"id":"bob","kind":"human"},"entitlement":"db-prod-write","resource":"db/prod/orders","actions":["write"],"justification":"fix","ticket":"CHG-1"}"#;
+    for body in [scheduled, waiting.to_owned()] {
+        js.publish(requests_subject("acme").unwrap(), body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    // Catalog, then a request and its decision each.
+    let decided = 5;
+    let wait_for = |name: &'static str, cursor: u64| {
+        let client = client.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while status(&client, name).await.map(|s| s.cursor) != Some(cursor) {
+                assert!(Instant::now() < deadline, "{name} did not reach {cursor}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("current-grants", decided).await;
+    wait_for("expiry-timers", decided).await;
+    let ask = |query: &'static str, body: String| {
+        let client = client.clone();
+        async move {
+            let reply = client
+                .request(query_subject("acme", query).unwrap(), body.into())
+                .await
+                .expect("query");
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).expect("json")
+        }
+    };
+    let check = |at_ms: i64| {
+        let ask = ask.clone();
+        async move {
+            let reply = ask(
+                "check",
+                format!(r#"{{"principal":"alice","action":"read","resource":"db/prod/orders","at_ms":{at_ms}}}"#),
+            )
+            .await;
+            reply["allowed"].as_bool().unwrap_or_else(|| panic!("no answer: {reply}"))
+        }
+    };
+    // Decided, not active: neither now nor at the start.
+    assert!(!check(start.0).await);
+    assert!(!check(starts_at).await);
+    let listed = ask("scheduled", String::new()).await;
+    assert_eq!(listed["scheduled"][0]["request_id"], "window-1", "{listed}");
+    assert_eq!(listed["scheduled"][0]["starts_at"], starts_at, "{listed}");
+    let pending = ask("pending", String::new()).await;
+    assert_eq!(pending["pending"][0]["request_id"], "write-1", "{pending}");
+
+    // One millisecond early, a start timer is refused by name (and the
+    // projector sends none).
+    time.set(Timestamp(starts_at - 1));
+    js.publish(
+        grantledger_nats::timers_subject("acme").unwrap(),
+        r#"{"request_id":"window-1","kind":"start"}"#.into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    let notice = tokio::time::timeout(Duration::from_secs(10), rejections.next())
+        .await
+        .expect("a rejection notice")
+        .expect("a message");
+    let notice: serde_json::Value = serde_json::from_slice(&notice.payload).expect("json");
+    assert_eq!(notice["reason"], "start_not_due", "{notice}");
+    assert!(notice["detail"].as_str().unwrap().contains("window-1"), "{notice}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(&client, "current-grants").await.map(|s| s.cursor), Some(decided));
+    assert!(!check(starts_at - 1).await);
+
+    // The clock reaches the start (and the write's request TTL): the
+    // projector sends both timers, the ledger issues the grant and records
+    // the expiry.
+    time.set(Timestamp(starts_at));
+    wait_for("current-grants", decided + 2).await;
+    wait_for("expiry-timers", decided + 2).await;
+    assert!(check(starts_at).await, "active from its start");
+    assert!(check(starts_at + 599_999).await);
+    assert!(!check(starts_at + 600_000).await, "ten minutes from the start");
+    assert_eq!(ask("scheduled", String::new()).await["scheduled"], serde_json::json!([]));
+    assert_eq!(ask("pending", String::new()).await["pending"], serde_json::json!([]));
+
+    stop.send(true).expect("stop");
+    ledger.await.expect("joined").expect("ledger stopped cleanly");
+    for service in services {
+        service.await.expect("joined").expect("projector stopped cleanly");
+    }
+    let log = Log::open(&dir.path().join("ledger"), LogOptions::default()).expect("log");
+    let mut issued = None;
+    let mut expired = None;
+    for record in log.iter_from(1) {
+        let committed = grantledger_ledger::committed(&record.expect("record")).expect("decodes");
+        match committed.envelope.event {
+            Event::GrantIssued(grant) => issued = Some((committed.time, grant)),
+            Event::RequestExpired(request) => expired = Some(request),
+            _ => {}
+        }
+    }
+    let (at, grant) = issued.expect("the scheduled grant was issued");
+    assert_eq!(grant.request_id.as_str(), "window-1");
+    assert_eq!((at.0, grant.issued_at.0, grant.expires_at.0), (starts_at, starts_at, starts_at + 600_000));
+    let expired = expired.expect("the waiting request expired");
+    assert_eq!(expired.request_id.as_str(), "write-1");
+    assert_eq!(expired.reason, grantledger_events::RequestExpiryReason::RequestTtl);
+    assert_eq!(expired.expired_at.0, start.0 + 3_600_000);
+}

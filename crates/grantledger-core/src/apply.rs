@@ -7,8 +7,8 @@ use std::sync::Arc;
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, Event, EventKind, GrantExtended, GrantId, GrantIssued, GrantRevoked,
-    IdentityRefused, Principal, PrincipalOffboarded, RequestSubmitted, ReviewRecorded,
-    RevocationReason, Timestamp,
+    IdentityRefused, Principal, PrincipalOffboarded, RequestExpired, RequestExpiryReason,
+    RequestSubmitted, ReviewRecorded, RevocationReason, Timestamp,
 };
 
 use crate::catalog::Catalog;
@@ -18,6 +18,7 @@ use crate::policy::{
     BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
     evaluate, is_present, normalize_actions,
 };
+use crate::decide::{Start, check_start_ahead};
 use crate::rejection::{Reason, Rejection};
 use crate::state::{
     Approval, Asked, Grant, Holder, IdentityRefusal, Name, Revocation, Stage, State, Terms,
@@ -137,11 +138,22 @@ pub enum ApplyErrorKind {
     /// An identity refusal for a request id already refused or already
     /// recorded as a request.
     IdentityRefusalDuplicated,
+    /// A request whose scheduled start is more than
+    /// [`SCHEDULE_AHEAD_MAX_MS`](crate::SCHEDULE_AHEAD_MAX_MS) after its
+    /// record.
+    StartTooFarAhead,
+    /// A scheduled request's grant issued before its start, or after its
+    /// whole window (start plus TTL) passed.
+    GrantOutsideSchedule,
+    /// A request recorded as expired that was not due to: not waiting for
+    /// approvers or for a start, before its deadline, or with another
+    /// reason or deadline than the state gives.
+    RequestExpiryNotAllowed,
 }
 
 impl ApplyErrorKind {
     /// Every kind.
-    pub const ALL: [ApplyErrorKind; 36] = [
+    pub const ALL: [ApplyErrorKind; 39] = [
         ApplyErrorKind::TimeWentBack,
         ApplyErrorKind::CatalogInvalid,
         ApplyErrorKind::CatalogHashMismatch,
@@ -178,6 +190,9 @@ impl ApplyErrorKind {
         ApplyErrorKind::PrincipalAlreadyOffboarded,
         ApplyErrorKind::PrincipalOffboarded,
         ApplyErrorKind::IdentityRefusalDuplicated,
+        ApplyErrorKind::StartTooFarAhead,
+        ApplyErrorKind::GrantOutsideSchedule,
+        ApplyErrorKind::RequestExpiryNotAllowed,
     ];
 
     /// A stable snake_case code.
@@ -219,6 +234,9 @@ impl ApplyErrorKind {
             ApplyErrorKind::PrincipalAlreadyOffboarded => "principal_already_offboarded",
             ApplyErrorKind::PrincipalOffboarded => "principal_offboarded",
             ApplyErrorKind::IdentityRefusalDuplicated => "identity_refusal_duplicated",
+            ApplyErrorKind::StartTooFarAhead => "start_too_far_ahead",
+            ApplyErrorKind::GrantOutsideSchedule => "grant_outside_schedule",
+            ApplyErrorKind::RequestExpiryNotAllowed => "request_expiry_not_allowed",
         }
     }
 }
@@ -244,7 +262,7 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
     }
     let result = match event {
         Event::CatalogPublished(e) => apply_catalog(state, e),
-        Event::RequestSubmitted(e) => apply_request(state, e),
+        Event::RequestSubmitted(e) => apply_request(state, e, at),
         Event::DecisionRecorded(e) => apply_decision(state, e, at),
         Event::ApprovalRecorded(e) => apply_approval(state, e, at),
         Event::GrantIssued(e) => apply_grant(state, e, at),
@@ -257,6 +275,7 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
         Event::PolicyPublished(e) => apply_policy(state, e),
         Event::PrincipalOffboarded(e) => apply_offboarding(state, e, at),
         Event::IdentityRefused(e) => apply_identity_refusal(state, e),
+        Event::RequestExpired(e) => apply_request_expiry(state, e, at),
     };
     result.map_err(|(error_kind, detail)| fail(error_kind, detail))?;
     state.core.time_last = Some(at);
@@ -294,6 +313,12 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         Rejection::GrantNotBreakGlass { .. }
         | Rejection::ReviewAlreadyRecorded { .. }
         | Rejection::ReviewerMayNotReviewOwnUse { .. } => ApplyErrorKind::ReviewNotAllowed,
+        Rejection::StartTooFarAhead { .. } => ApplyErrorKind::StartTooFarAhead,
+        Rejection::StartNotDue { .. }
+        | Rejection::RequestAlreadyStarted { .. }
+        | Rejection::RequestNotScheduled { .. }
+        | Rejection::RequestNotYetExpired { .. }
+        | Rejection::RequestWithoutTtl { .. } => ApplyErrorKind::RequestExpiryNotAllowed,
         // INVARIANT: apply only calls the shared checks above, which return
         // none of these.
         Rejection::CatalogInvalid(_)
@@ -442,14 +467,18 @@ fn check_new_request(state: &State, request_id: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn apply_request(state: &mut State, e: &RequestSubmitted) -> Result<(), Refusal> {
+fn apply_request(state: &mut State, e: &RequestSubmitted, at: Timestamp) -> Result<(), Refusal> {
     check_new_request(state, e.request_id.as_str())?;
+    if let Some(starts_at) = e.starts_at {
+        check_start_ahead(&e.request_id, starts_at, at).map_err(from_rejection)?;
+    }
     let actions = normalize_actions(&e.actions);
     let asked = Asked {
         entitlement: state.intern(e.entitlement.as_str()),
         resource: state.intern(e.resource.as_str()),
         actions: interned_actions(state, &actions),
         ttl_requested_ms: e.ttl_requested_ms,
+        starts_at: e.starts_at,
         ticket_present: e.ticket.as_deref().is_some_and(is_present),
         justification_present: is_present(&e.justification),
     };
@@ -620,7 +649,13 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Res
     };
     let counts = &mut core.counts;
     match (&e.outcome, terms, group) {
-        (DecisionOutcome::Allow, Some(terms), _) => {
+        (DecisionOutcome::Allow, Some(mut terms), _) => {
+            // Allowed before its scheduled start: the start timer issues it.
+            terms.start = asked.starts_at.filter(|starts_at| *starts_at > at);
+            if let Some(starts_at) = terms.start {
+                core.starts.insert((starts_at, slot));
+                counts.scheduled += 1;
+            }
             request.stage = Stage::Allowed { asked, terms };
             counts.decisions_allowed += 1;
         }
@@ -628,9 +663,12 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Res
             DecisionOutcome::NeedsApproval {
                 approvers_required, ..
             },
-            Some(terms),
+            Some(mut terms),
             Some(group),
         ) => {
+            // A start still to come when it was decided bounds its grant,
+            // however late the approvals come: the window asked for.
+            terms.start = asked.starts_at.filter(|starts_at| *starts_at > at);
             request.stage = Stage::Pending {
                 asked,
                 approval: Box::new(Approval {
@@ -644,6 +682,9 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Res
             counts.decisions_needing_approval += 1;
             counts.pending += 1;
             core.pending.insert(slot);
+            if let Some(deadline) = expires_at {
+                core.deadlines.insert((deadline, slot));
+            }
         }
         // A deny: the stage is already `Denied`, and the request's details
         // are dropped to keep closed requests small.
@@ -666,10 +707,18 @@ fn apply_approval(state: &mut State, e: &ApprovalRecorded, at: Timestamp) -> Res
             else {
                 unreachable!("checked pending")
             };
-            request.stage = Stage::Approved {
-                asked,
-                terms: approval.terms,
-            };
+            if let Some(deadline) = approval.expires_at {
+                state.core.deadlines.remove(&(deadline, slot));
+            }
+            // Approved before its scheduled start: the start timer issues
+            // it. Approved after it: its grant (or, the window gone, its
+            // expiry) follows in this input.
+            let terms = approval.terms;
+            if let Some(starts_at) = terms.start.filter(|starts_at| *starts_at > at) {
+                state.core.starts.insert((starts_at, slot));
+                counts.scheduled += 1;
+            }
+            request.stage = Stage::Approved { asked, terms };
             state.core.pending.remove(&slot);
             counts.approvals += 1;
             counts.pending -= 1;
@@ -681,9 +730,26 @@ fn apply_approval(state: &mut State, e: &ApprovalRecorded, at: Timestamp) -> Res
             counts.approvals += 1;
         }
         ApprovalVerdict::Deny => {
-            request.stage = Stage::Refused;
-            state.core.pending.remove(&slot);
-            counts.pending -= 1;
+            match std::mem::replace(&mut request.stage, Stage::Refused) {
+                Stage::Pending { approval, .. } => {
+                    if let Some(deadline) = approval.expires_at {
+                        state.core.deadlines.remove(&(deadline, slot));
+                    }
+                    state.core.pending.remove(&slot);
+                    counts.pending -= 1;
+                }
+                // An approved request refused before its scheduled start.
+                Stage::Approved { terms, .. } => {
+                    if let Some(starts_at) = terms.start
+                        && state.core.starts.remove(&(starts_at, slot))
+                    {
+                        counts.scheduled -= 1;
+                    }
+                }
+                // INVARIANT: check_approval accepts a refusal only of a
+                // pending or a scheduled, approved request.
+                _ => unreachable!("checked pending or scheduled"),
+            }
             counts.approver_refusals += 1;
         }
     }
@@ -743,7 +809,7 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
                 format!("grant `{}` was already issued", e.grant_id),
             ));
         }
-        Stage::Submitted(_) | Stage::Denied | Stage::Refused => {
+        Stage::Submitted(_) | Stage::Denied | Stage::Refused | Stage::Expired => {
             return Err((
                 ApplyErrorKind::GrantWithoutAllowingDecision,
                 format!(
@@ -797,17 +863,32 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
             ),
         ));
     }
-    let cap = e.issued_at.plus_ms(terms.ttl_cap_ms);
+    // A scheduled grant is issued at or after its start and before its
+    // window ends; its expiry and cap count from the start.
+    if let Some(starts_at) = terms.start {
+        let window_end = starts_at.plus_ms(terms.ttl_ms);
+        if e.issued_at < starts_at || e.issued_at >= window_end {
+            return Err((
+                ApplyErrorKind::GrantOutsideSchedule,
+                format!(
+                    "grant `{}` issued at `{}`: request `{request_id}` is scheduled to start at `{starts_at}`, its grant may be issued from then until `{window_end}`",
+                    e.grant_id, e.issued_at
+                ),
+            ));
+        }
+    }
+    let base = terms.start.unwrap_or(e.issued_at);
+    let cap = base.plus_ms(terms.ttl_cap_ms);
     if e.expires_at > cap {
         return Err((
             ApplyErrorKind::GrantTtlExceedsEntryMax,
             format!(
-                "grant `{}` expires at `{}`, past `{cap}` (issued `{}` plus the maximum TTL of `{}` ms)",
-                e.grant_id, e.expires_at, e.issued_at, terms.ttl_cap_ms
+                "grant `{}` expires at `{}`, past `{cap}` (from `{base}` plus the maximum TTL of `{}` ms)",
+                e.grant_id, e.expires_at, terms.ttl_cap_ms
             ),
         ));
     }
-    let decided = e.issued_at.plus_ms(terms.ttl_ms);
+    let decided = base.plus_ms(terms.ttl_ms);
     if e.expires_at != decided {
         return Err((
             ApplyErrorKind::GrantTtlDiffersFromDecision,
@@ -837,6 +918,12 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
     else {
         unreachable!("checked above")
     };
+    // Waiting for its start, unless it was approved after the start came.
+    if let Some(starts_at) = terms.start
+        && core.starts.remove(&(starts_at, slot))
+    {
+        core.counts.scheduled -= 1;
+    }
     let grant = Grant {
         entitlement: asked.entitlement,
         resource: asked.resource,
@@ -1017,6 +1104,7 @@ fn apply_break_glass(state: &mut State, e: &BreakGlassInvoked) -> Result<(), Ref
         resource: state.intern(e.resource.as_str()),
         actions: interned_actions(state, &actions),
         ttl_requested_ms: Some(e.ttl_ms),
+        starts_at: None,
         ticket_present: false,
         justification_present: true,
     };
@@ -1038,5 +1126,73 @@ fn apply_review(state: &mut State, e: &ReviewRecorded) -> Result<(), Refusal> {
     state.grant_at_mut(slot).expect("checked above").review = Some(e.verdict);
     state.core.reviews_owed.remove(&slot);
     state.core.counts.reviews += 1;
+    Ok(())
+}
+
+/// A request lapsed without a grant: a request waiting for approvers at its
+/// deadline, or a scheduled request whose start could not be honoured. The
+/// reason and the deadline must be what the state gives.
+fn apply_request_expiry(
+    state: &mut State,
+    e: &RequestExpired,
+    at: Timestamp,
+) -> Result<(), Refusal> {
+    let request_id = e.request_id.as_str();
+    let (slot, expected) = match e.reason {
+        RequestExpiryReason::RequestTtl => {
+            let (slot, deadline) = state
+                .check_request_expiry(&e.request_id, at)
+                .map_err(from_rejection)?;
+            (slot, (RequestExpiryReason::RequestTtl, deadline))
+        }
+        RequestExpiryReason::StartWindowPassed | RequestExpiryReason::PrincipalOffboarded => {
+            let (slot, start) = state.check_start(&e.request_id, at).map_err(from_rejection)?;
+            match start {
+                Start::Lapse { reason, expired_at } => (slot, (reason, expired_at)),
+                Start::Issue => {
+                    return Err((
+                        ApplyErrorKind::RequestExpiryNotAllowed,
+                        format!(
+                            "request `{request_id}` recorded as expired (`{}`) at `{at}`, but its start can be honoured: its grant is to be issued",
+                            e.reason.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    if (e.reason, e.expired_at) != expected {
+        return Err((
+            ApplyErrorKind::RequestExpiryNotAllowed,
+            format!(
+                "request `{request_id}` recorded as expired (`{}`) at deadline `{}`, the state gives `{}` at `{}`",
+                e.reason.name(),
+                e.expired_at,
+                expected.0.name(),
+                expected.1
+            ),
+        ));
+    }
+    let core = &mut state.core;
+    let request = &mut core.requests[slot as usize];
+    match std::mem::replace(&mut request.stage, Stage::Expired) {
+        Stage::Pending { approval, .. } => {
+            core.pending.remove(&slot);
+            if let Some(deadline) = approval.expires_at {
+                core.deadlines.remove(&(deadline, slot));
+            }
+            core.counts.pending -= 1;
+        }
+        Stage::Allowed { terms, .. } | Stage::Approved { terms, .. } => {
+            if let Some(starts_at) = terms.start
+                && core.starts.remove(&(starts_at, slot))
+            {
+                core.counts.scheduled -= 1;
+            }
+        }
+        // INVARIANT: both checks accept only pending or scheduled requests.
+        _ => unreachable!("checked pending or scheduled"),
+    }
+    core.counts.requests_expired += 1;
     Ok(())
 }

@@ -25,6 +25,12 @@ pub const CONTEXT_BYTES_MAX: usize = 16 * 1024;
 /// The most actions one request may name.
 pub const ACTIONS_PER_REQUEST_MAX: usize = 32;
 
+/// How far ahead of its submission a request may schedule its start (its
+/// `starts_at_ms`): 30 days. A maintenance window is planned days ahead, not
+/// months; a decision taken against today's catalog and approvers should not
+/// grant access in a distant future they no longer describe.
+pub const SCHEDULE_AHEAD_MAX_MS: i64 = 30 * 24 * 3_600_000;
+
 /// One input to the ledger. The envelope (tenant, producer, causation) is
 /// the caller's business; the core sees only the command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +66,8 @@ pub enum Command {
         /// The approver's words.
         comment: String,
     },
-    /// An approver refuses a request waiting for approval; it is closed.
+    /// An approver refuses a request waiting for approval, or an approved
+    /// request waiting for its scheduled start; it is closed.
     Deny {
         /// The request.
         request_id: RequestId,
@@ -109,6 +116,24 @@ pub enum Command {
     Expire {
         /// The grant.
         grant_id: GrantId,
+    },
+    /// A scheduled request's start came (sent by the expiry timer): its
+    /// grant is issued now, to expire at the start plus the decided TTL.
+    /// Refused before the start, and for a request with no scheduled start
+    /// to come (a second start timer of a request already issued is refused
+    /// as `request_already_started`). A start that can no longer be honoured
+    /// (its principal was offboarded, or the whole window passed) records
+    /// the request as expired instead.
+    Start {
+        /// The scheduled request.
+        request_id: RequestId,
+    },
+    /// A request waiting for approvers reached its request TTL (sent by the
+    /// expiry timer): it is recorded as expired and closed. Refused before
+    /// the deadline, and for a request no longer waiting for approvers.
+    ExpireRequest {
+        /// The request.
+        request_id: RequestId,
     },
     /// A revocation worker removed the access at the target.
     ConfirmRevocation {
@@ -184,6 +209,8 @@ impl Command {
             Command::Revoke { .. } => "revoke",
             Command::RiskSignal { .. } => "risk_signal",
             Command::Expire { .. } => "expire",
+            Command::Start { .. } => "start",
+            Command::ExpireRequest { .. } => "expire_request",
             Command::ConfirmRevocation { .. } => "confirm_revocation",
             Command::ReportRevocationFailure { .. } => "report_revocation_failure",
             Command::Extend { .. } => "extend",

@@ -5,17 +5,17 @@
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, EntitlementId, Event, GrantExtended, GrantId, GrantIssued, GrantRevoked,
-    IdentityRefused, Principal, PrincipalId, PrincipalOffboarded, RequestId, RequestSubmitted,
-    ResourceId, ReviewRecorded, RevocationConfirmed, RevocationFailed, RevocationReason,
+    IdentityRefused, Principal, PrincipalId, PrincipalOffboarded, RequestExpired,
+    RequestExpiryReason, RequestId, RequestSubmitted, ResourceId, ReviewRecorded, RevocationConfirmed, RevocationFailed, RevocationReason,
     SubmitRequest, Timestamp,
 };
 
 use grantledger_events::{DecisionBasis, PolicyBasis, PolicyPublished, policy_hash};
 
-use crate::catalog::{ACTION_BYTES_MAX, Catalog};
+use crate::catalog::{ACTION_BYTES_MAX, ApprovalRule, Catalog};
 use crate::command::{
     ACTIONS_PER_REQUEST_MAX, CONTEXT_BYTES_MAX, Command, GROUPS_PER_REQUEST_MAX,
-    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX, TEXT_BYTES_MAX,
+    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX, SCHEDULE_AHEAD_MAX_MS, TEXT_BYTES_MAX,
 };
 use crate::policy::{
     BreakGlassInput, EngineDecisionInput, PolicyInput, check_break_glass, check_engine_decision,
@@ -23,6 +23,19 @@ use crate::policy::{
 };
 use crate::rejection::{Reason, Rejection};
 use crate::state::{Grant, Holder, Slot, Stage, State, Terms};
+
+/// What a start timer does to a scheduled request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Issue its grant now.
+    Issue,
+    /// Record that it lapsed (`RequestExpired`): its principal was
+    /// offboarded, or the whole window passed before the timer came.
+    Lapse {
+        reason: RequestExpiryReason,
+        expired_at: Timestamp,
+    },
+}
 
 /// What the policy engine (which lives outside the core: the core does not
 /// depend on Cedar) contributes to one command. The ledger computes it and
@@ -165,6 +178,24 @@ pub fn decide_with(
                 let Stage::Pending { asked, approval } = &request.stage else {
                     unreachable!("check_approval accepts only pending requests")
                 };
+                // Approved before its scheduled start: the start timer
+                // issues it. Approved after it: issued now, within the
+                // window asked for (its TTL counts from the start), or, the
+                // whole window gone, recorded expired.
+                if let Some(starts_at) = approval.terms.start {
+                    if starts_at > now {
+                        return Ok(events);
+                    }
+                    let window_end = starts_at.plus_ms(approval.terms.ttl_ms);
+                    if now >= window_end {
+                        events.push(Event::RequestExpired(RequestExpired {
+                            request_id: request_id.clone(),
+                            reason: RequestExpiryReason::StartWindowPassed,
+                            expired_at: window_end,
+                        }));
+                        return Ok(events);
+                    }
+                }
                 events.push(grant_issued(
                     request_id,
                     &request.holder,
@@ -270,6 +301,49 @@ pub fn decide_with(
                 reason: RevocationReason::Expired,
                 revoked_by: None,
                 detail: format!("expires_at {} reached", grant.expires_at),
+            })])
+        }
+        Command::Start { request_id } => {
+            let (slot, start) = state.check_start(request_id, now)?;
+            match start {
+                Start::Issue => {
+                    let request = state.request_at(slot);
+                    // INVARIANT: check_start issues only allowed or approved
+                    // requests waiting for their start.
+                    let (Stage::Allowed { asked, terms } | Stage::Approved { asked, terms }) =
+                        &request.stage
+                    else {
+                        unreachable!("check_start issues only scheduled requests")
+                    };
+                    Ok(vec![grant_issued(
+                        request_id,
+                        &request.holder,
+                        &asked.entitlement,
+                        &asked.resource,
+                        asked
+                            .actions
+                            .iter()
+                            .map(|action| action.to_string())
+                            .collect(),
+                        now,
+                        *terms,
+                    )])
+                }
+                Start::Lapse { reason, expired_at } => {
+                    Ok(vec![Event::RequestExpired(RequestExpired {
+                        request_id: request_id.clone(),
+                        reason,
+                        expired_at,
+                    })])
+                }
+            }
+        }
+        Command::ExpireRequest { request_id } => {
+            let (_, expires_at) = state.check_request_expiry(request_id, now)?;
+            Ok(vec![Event::RequestExpired(RequestExpired {
+                request_id: request_id.clone(),
+                reason: RequestExpiryReason::RequestTtl,
+                expired_at: expires_at,
             })])
         }
         Command::ConfirmRevocation { grant_id, worker } => {
@@ -459,7 +533,7 @@ fn decide_offboarded_submit(
     request: &SubmitRequest,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let catalog = new_submission(state, request)?;
+    let catalog = new_submission(state, request, now)?;
     let actions = normalize_actions(&request.actions);
     let decision = DecisionRecorded {
         request_id: request.request_id.clone(),
@@ -478,7 +552,7 @@ fn decide_submit(
     request: &SubmitRequest,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let catalog = new_submission(state, request)?;
+    let catalog = new_submission(state, request, now)?;
     let actions = normalize_actions(&request.actions);
     let evaluation = evaluate(
         catalog,
@@ -510,19 +584,46 @@ fn decide_submit(
     Ok(submission_events(request, &actions, decision, terms, now))
 }
 
-/// The catalog in force, once `request`'s id is known not to be decided yet.
-fn new_submission<'a>(state: &'a State, request: &SubmitRequest) -> Result<&'a Catalog, Rejection> {
+/// The catalog in force, once `request`'s id is known not to be decided yet
+/// and its scheduled start, if any, not too far ahead of `now`.
+fn new_submission<'a>(
+    state: &'a State,
+    request: &SubmitRequest,
+    now: Timestamp,
+) -> Result<&'a Catalog, Rejection> {
     let catalog = state.catalog().ok_or(Rejection::CatalogMissing)?;
     if state.slot(request.request_id.as_str()).is_some() {
         return Err(Rejection::RequestIdAlreadyDecided {
             request_id: request.request_id.clone(),
         });
     }
+    if let Some(starts_at) = request.starts_at_ms.map(Timestamp) {
+        check_start_ahead(&request.request_id, starts_at, now)?;
+    }
     Ok(catalog)
 }
 
+/// Refuses a scheduled start more than [`SCHEDULE_AHEAD_MAX_MS`] after
+/// `now`, the submission's time. Shared by `decide` and `apply`.
+pub(crate) fn check_start_ahead(
+    request_id: &RequestId,
+    starts_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), Rejection> {
+    let latest = now.plus_ms(SCHEDULE_AHEAD_MAX_MS);
+    if starts_at > latest {
+        return Err(Rejection::StartTooFarAhead {
+            request_id: request_id.clone(),
+            starts_at,
+            latest,
+        });
+    }
+    Ok(())
+}
+
 /// A decided request's events: the request, its decision, and the grant
-/// when `terms` (given only for an allow) issue one.
+/// when `terms` (given only for an allow) issue one now: a request allowed
+/// before its scheduled start is issued by the start timer.
 fn submission_events(
     request: &SubmitRequest,
     actions: &[&str],
@@ -534,7 +635,8 @@ fn submission_events(
         Event::RequestSubmitted(RequestSubmitted::from_request(request)),
         Event::DecisionRecorded(decision),
     ];
-    if let Some(terms) = terms {
+    let scheduled = request.starts_at_ms.is_some_and(|starts_at| starts_at > now.0);
+    if let Some(terms) = terms.filter(|_| !scheduled) {
         events.push(Event::GrantIssued(issue(
             &request.request_id,
             request.principal.clone(),
@@ -556,7 +658,7 @@ fn decide_submit_by_engine(
     now: Timestamp,
     decision: &EngineDecision,
 ) -> Result<Vec<Event>, Rejection> {
-    let catalog = new_submission(state, request)?;
+    let catalog = new_submission(state, request, now)?;
     let actions = normalize_actions(&request.actions);
     let terms = check_engine_decision(
         catalog,
@@ -617,6 +719,9 @@ fn issue(
     now: Timestamp,
     terms: Terms,
 ) -> GrantIssued {
+    // A scheduled grant's TTL and cap count from its start, never from its
+    // decision nor from a late timer.
+    let base = terms.start.unwrap_or(now);
     GrantIssued {
         grant_id: GrantId::for_request(request_id),
         request_id: request_id.clone(),
@@ -625,8 +730,8 @@ fn issue(
         resource,
         actions,
         issued_at: now,
-        expires_at: now.plus_ms(terms.ttl_ms),
-        expires_at_cap: now.plus_ms(terms.ttl_cap_ms),
+        expires_at: base.plus_ms(terms.ttl_ms),
+        expires_at_cap: base.plus_ms(terms.ttl_cap_ms),
         break_glass: terms.break_glass,
     }
 }
@@ -704,7 +809,10 @@ fn check_bounds(command: &Command) -> Result<(), Rejection> {
         | Command::Offboard { detail, .. } => {
             texts.push(("detail", detail));
         }
-        Command::Expire { .. } | Command::Extend { .. } => {}
+        Command::Expire { .. }
+        | Command::Extend { .. }
+        | Command::Start { .. }
+        | Command::ExpireRequest { .. } => {}
         Command::ConfirmRevocation { worker, .. } => texts.push(("worker", worker)),
         Command::ReportRevocationFailure { worker, error, .. } => {
             texts.push(("worker", worker));
@@ -767,11 +875,33 @@ impl State {
                 request_id: request_id.clone(),
             })?;
         let request = self.request_at(slot);
-        let Stage::Pending { approval, .. } = &request.stage else {
-            return Err(Rejection::RequestNotPending {
-                request_id: request_id.clone(),
-                status: request.stage.status(),
-            });
+        let (approval, group) = match &request.stage {
+            Stage::Pending { approval, .. } => (Some(approval), approval.group.as_ref()),
+            // Approved, waiting for its scheduled start: a member of the
+            // entry's approver group (in the catalog in force) may still
+            // refuse it, which cancels it before it starts.
+            Stage::Approved { asked, terms }
+                if verdict == ApprovalVerdict::Deny && terms.start.is_some() =>
+            {
+                let group = self
+                    .catalog()
+                    .and_then(|catalog| catalog.entitlement(&asked.entitlement))
+                    .and_then(|entry| match &entry.approval {
+                        ApprovalRule::Approvers { group, .. } => Some(group.as_str()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| Rejection::RequestNotPending {
+                        request_id: request_id.clone(),
+                        status: request.stage.status(),
+                    })?;
+                (None, group)
+            }
+            other => {
+                return Err(Rejection::RequestNotPending {
+                    request_id: request_id.clone(),
+                    status: other.status(),
+                });
+            }
         };
         // An offboarded requester's request may still be refused (that
         // closes it), never approved.
@@ -798,15 +928,19 @@ impl State {
         // able to approve at once.
         let is_member = self
             .catalog()
-            .and_then(|catalog| catalog.group(&approval.group))
+            .and_then(|catalog| catalog.group(group))
             .is_some_and(|members| members.contains(approver));
         if !is_member {
             return Err(Rejection::ApproverNotInGroup {
                 request_id: request_id.clone(),
                 approver: approver.clone(),
-                group: approval.group.to_string(),
+                group: group.to_string(),
             });
         }
+        let Some(approval) = approval else {
+            // A refusal of an approved request waiting for its start.
+            return Ok((slot, false));
+        };
         let already = approval
             .approvals
             .iter()
@@ -833,6 +967,103 @@ impl State {
                 approval.approvals.len() + 1 >= approval.approvers_required as usize,
             )),
         }
+    }
+
+    /// What a start timer does to `request_id` at `at`: issue its grant, or
+    /// record that it lapsed; refused when its start is not due, when it
+    /// already started, or when it has no scheduled start to come.
+    pub(crate) fn check_start(
+        &self,
+        request_id: &RequestId,
+        at: Timestamp,
+    ) -> Result<(Slot, Start), Rejection> {
+        let slot = self
+            .slot(request_id.as_str())
+            .ok_or_else(|| Rejection::RequestUnknown {
+                request_id: request_id.clone(),
+            })?;
+        let request = self.request_at(slot);
+        let terms = match &request.stage {
+            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. }
+                if terms.start.is_some() =>
+            {
+                terms
+            }
+            Stage::Granted(grant) => {
+                return Err(Rejection::RequestAlreadyStarted {
+                    request_id: request_id.clone(),
+                    issued_at: grant.issued_at,
+                });
+            }
+            other => {
+                return Err(Rejection::RequestNotScheduled {
+                    request_id: request_id.clone(),
+                    status: other.status(),
+                });
+            }
+        };
+        let starts_at = terms.start.expect("matched a scheduled start");
+        if at < starts_at {
+            return Err(Rejection::StartNotDue {
+                request_id: request_id.clone(),
+                starts_at,
+                now: at,
+            });
+        }
+        if self.core.offboarded.contains_key(&request.holder.id) {
+            return Ok((
+                slot,
+                Start::Lapse {
+                    reason: RequestExpiryReason::PrincipalOffboarded,
+                    expired_at: starts_at,
+                },
+            ));
+        }
+        let window_end = starts_at.plus_ms(terms.ttl_ms);
+        if at >= window_end {
+            return Ok((
+                slot,
+                Start::Lapse {
+                    reason: RequestExpiryReason::StartWindowPassed,
+                    expired_at: window_end,
+                },
+            ));
+        }
+        Ok((slot, Start::Issue))
+    }
+
+    /// The deadline of a request waiting for approvers, once it has come by
+    /// `at`.
+    pub(crate) fn check_request_expiry(
+        &self,
+        request_id: &RequestId,
+        at: Timestamp,
+    ) -> Result<(Slot, Timestamp), Rejection> {
+        let slot = self
+            .slot(request_id.as_str())
+            .ok_or_else(|| Rejection::RequestUnknown {
+                request_id: request_id.clone(),
+            })?;
+        let request = self.request_at(slot);
+        let Stage::Pending { approval, .. } = &request.stage else {
+            return Err(Rejection::RequestNotPending {
+                request_id: request_id.clone(),
+                status: request.stage.status(),
+            });
+        };
+        let Some(expires_at) = approval.expires_at else {
+            return Err(Rejection::RequestWithoutTtl {
+                request_id: request_id.clone(),
+            });
+        };
+        if at < expires_at {
+            return Err(Rejection::RequestNotYetExpired {
+                request_id: request_id.clone(),
+                expires_at,
+                now: at,
+            });
+        }
+        Ok((slot, expires_at))
     }
 
     /// The grant with this id and its holder.

@@ -10,7 +10,8 @@
 //!   hashes are consistent.
 //! - [`State`] answers the questions the CLI and the projectors ask:
 //!   [`State::check`] ("may S do A on R at T"), live grants, due expiries,
-//!   revocation debt, pending approvals, counts, and a [`State::digest`] that
+//!   due starts and request expiries, scheduled requests, revocation debt,
+//!   pending approvals, counts, and a [`State::digest`] that
 //!   two replays of one log reproduce bit for bit.
 //! - [`Workload`] generates a deterministic, realistic stream of commands
 //!   for `grantledger simulate`, property tests and benchmarks.
@@ -39,7 +40,7 @@ pub use catalog::{
 };
 pub use command::{
     ACTIONS_PER_REQUEST_MAX, CONTEXT_BYTES_MAX, Command, GROUPS_PER_REQUEST_MAX,
-    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX,
+    IDENTITY_TOKEN_BYTES_MAX, POLICY_BYTES_MAX, SCHEDULE_AHEAD_MAX_MS,
     TEXT_BYTES_MAX,
 };
 pub use decide::{EngineDecision, EngineInput, decide, decide_with};
@@ -47,6 +48,7 @@ pub use policy::NO_PERMIT_MATCHED;
 pub use pattern::{PatternError, ResourcePattern, is_concrete_resource};
 pub use rejection::{Reason, Rejection};
 pub use state::{
-    Counts, GrantView, PendingRequest, RequestStatus, RevocationDebt, RevocationView, State,
+    Counts, GrantView, PendingRequest, RequestStatus, RevocationDebt, RevocationView,
+    ScheduledRequest, State,
 };
 pub use workload::Workload;

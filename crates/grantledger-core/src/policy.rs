@@ -125,6 +125,7 @@ pub(crate) fn evaluate(catalog: &Catalog, input: &PolicyInput<'_>) -> Evaluation
             ttl_cap_ms: entry.ttl_max_ms,
             break_glass: false,
             approved: approvers.is_some(),
+            start: None,
         }),
         outcome,
         reasons: codes(vec![reason]),
@@ -188,6 +189,7 @@ pub(crate) fn check_break_glass(
         ttl_cap_ms: cap_ms,
         break_glass: true,
         approved: false,
+        start: None,
     })
 }
 
@@ -345,6 +347,7 @@ pub(crate) fn check_engine_decision(
         ttl_cap_ms: entry.ttl_max_ms,
         break_glass: false,
         approved: approvers,
+        start: None,
     }))
 }
 

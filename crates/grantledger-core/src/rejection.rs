@@ -249,6 +249,64 @@ pub enum Rejection {
         /// When it expired.
         expired_at: Timestamp,
     },
+    /// A request asks to start further ahead than
+    /// [`SCHEDULE_AHEAD_MAX_MS`](crate::SCHEDULE_AHEAD_MAX_MS) after its
+    /// submission. Nothing is recorded.
+    #[error(
+        "request `{request_id}` asks to start at `{starts_at}`: a start may be at most 30 days ahead, `{latest}`"
+    )]
+    StartTooFarAhead {
+        /// The request.
+        request_id: RequestId,
+        /// The start asked for.
+        starts_at: Timestamp,
+        /// The latest start allowed now.
+        latest: Timestamp,
+    },
+    /// A start timer before the request's scheduled start.
+    #[error("request `{request_id}` starts at `{starts_at}`, not before: it is `{now}`")]
+    StartNotDue {
+        /// The request.
+        request_id: RequestId,
+        /// Its scheduled start.
+        starts_at: Timestamp,
+        /// The time of the command.
+        now: Timestamp,
+    },
+    /// A start timer for a request whose grant was already issued: a
+    /// duplicate, harmless.
+    #[error("request `{request_id}` already started: its grant was issued at `{issued_at}`")]
+    RequestAlreadyStarted {
+        /// The request.
+        request_id: RequestId,
+        /// When its grant was issued.
+        issued_at: Timestamp,
+    },
+    /// A start timer for a request with no scheduled start to come (waiting
+    /// for approvers, denied, refused, expired).
+    #[error("request `{request_id}` has no scheduled start to come: it is `{}`", status.name())]
+    RequestNotScheduled {
+        /// The request.
+        request_id: RequestId,
+        /// Where it is instead.
+        status: RequestStatus,
+    },
+    /// A request-expiry timer before the request's deadline.
+    #[error("request `{request_id}` expires at `{expires_at}`, not before: it is `{now}`")]
+    RequestNotYetExpired {
+        /// The request.
+        request_id: RequestId,
+        /// Its deadline: the decision plus the entry's request TTL.
+        expires_at: Timestamp,
+        /// The time of the command.
+        now: Timestamp,
+    },
+    /// A request-expiry timer for a request whose entry has no request TTL.
+    #[error("request `{request_id}` waits for approvers without a request TTL: it does not expire")]
+    RequestWithoutTtl {
+        /// The request.
+        request_id: RequestId,
+    },
     /// This request id was decided before; one decision per request id.
     #[error("request `{request_id}` was already decided: one decision per request id")]
     RequestIdAlreadyDecided {
@@ -441,9 +499,15 @@ pub enum Rejection {
 impl Rejection {
     /// Every code [`Rejection::code`] can return, except a refused
     /// break-glass's, which is the [`Reason`] it broke.
-    pub const CODES: [&'static str; 34] = [
+    pub const CODES: [&'static str; 40] = [
         "identity_rejected",
         "request_expired",
+        "start_too_far_ahead",
+        "start_not_due",
+        "request_already_started",
+        "request_not_scheduled",
+        "request_not_yet_expired",
+        "request_without_ttl",
         "policy_invalid",
         "policy_decision_refused",
         "policy_already_in_force",
@@ -482,6 +546,12 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::RequestExpired { .. } => "request_expired",
+            Rejection::StartTooFarAhead { .. } => "start_too_far_ahead",
+            Rejection::StartNotDue { .. } => "start_not_due",
+            Rejection::RequestAlreadyStarted { .. } => "request_already_started",
+            Rejection::RequestNotScheduled { .. } => "request_not_scheduled",
+            Rejection::RequestNotYetExpired { .. } => "request_not_yet_expired",
+            Rejection::RequestWithoutTtl { .. } => "request_without_ttl",
             Rejection::IdentityRejected { .. } => "identity_rejected",
             Rejection::PolicyInvalid { .. } => "policy_invalid",
             Rejection::PolicyAlreadyInForce { .. } => "policy_already_in_force",

@@ -61,6 +61,9 @@ pub enum RequestStatus {
     Refused,
     /// Its grant was issued (it may since have ended).
     Granted,
+    /// Lapsed without a grant (`RequestExpired`): it waited for approvers
+    /// past its request TTL, or its scheduled start could not be honoured.
+    Expired,
 }
 
 impl RequestStatus {
@@ -75,6 +78,7 @@ impl RequestStatus {
             RequestStatus::Denied => "denied",
             RequestStatus::Refused => "refused",
             RequestStatus::Granted => "granted",
+            RequestStatus::Expired => "expired",
         }
     }
 }
@@ -172,6 +176,26 @@ pub struct PendingRequest {
     pub approvals: Vec<PrincipalId>,
 }
 
+/// A decided request waiting for its scheduled start: allowed (by policy, or
+/// by enough approvers), its grant not issued before `starts_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledRequest {
+    /// The request.
+    pub request_id: RequestId,
+    /// Who asks.
+    pub principal: Principal,
+    /// Which entitlement.
+    pub entitlement: EntitlementId,
+    /// On what.
+    pub resource: ResourceId,
+    /// When the grant is to be issued.
+    pub starts_at: Timestamp,
+    /// When it will expire: `starts_at` plus the decided TTL.
+    pub expires_at: Timestamp,
+    /// Approved by people (rather than allowed by policy alone).
+    pub approved: bool,
+}
+
 /// Running totals, for dashboards and the simulator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -214,6 +238,10 @@ pub struct Counts {
     pub principals_offboarded: u64,
     /// Identity refusals recorded (one per request id at most).
     pub identity_refusals: u64,
+    /// Decided requests waiting for their scheduled start now.
+    pub scheduled: u64,
+    /// Requests that lapsed without a grant (`RequestExpired`).
+    pub requests_expired: u64,
 }
 
 impl State {
@@ -392,6 +420,47 @@ impl State {
         self.core.expiry.first().map(|(expires_at, _)| *expires_at)
     }
 
+    /// Decided requests whose scheduled start is at or before `now`,
+    /// earliest first, at most `limit`: the starts the timer must send.
+    pub fn due_starts(&self, now: Timestamp, limit: usize) -> Vec<RequestId> {
+        self.core
+            .starts
+            .iter()
+            .take_while(|(starts_at, _)| *starts_at <= now)
+            .take(limit)
+            .map(|&(_, slot)| request_id(&self.request_at(slot).id))
+            .collect()
+    }
+
+    /// Requests waiting for approvers whose request TTL ends at or before
+    /// `now`, earliest first, at most `limit`: the request expiries the
+    /// timer must send.
+    pub fn due_request_expiries(&self, now: Timestamp, limit: usize) -> Vec<RequestId> {
+        self.core
+            .deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .take(limit)
+            .map(|&(_, slot)| request_id(&self.request_at(slot).id))
+            .collect()
+    }
+
+    /// Decided requests waiting for their scheduled start, earliest start
+    /// first, at most `limit`.
+    pub fn scheduled_requests(&self, limit: usize) -> Vec<ScheduledRequest> {
+        self.core
+            .starts
+            .iter()
+            .take(limit)
+            .filter_map(|&(_, slot)| self.scheduled_view(slot))
+            .collect()
+    }
+
+    /// One decided request waiting for its scheduled start.
+    pub fn scheduled_request(&self, request_id: &RequestId) -> Option<ScheduledRequest> {
+        self.scheduled_view(self.slot(request_id.as_str())?)
+    }
+
     /// Revoked or expired grants whose removal no worker has confirmed,
     /// oldest revocation first, at most `limit`.
     pub fn revocation_debt(&self, limit: usize) -> Vec<RevocationDebt> {
@@ -558,6 +627,25 @@ impl State {
         })
     }
 
+    fn scheduled_view(&self, slot: Slot) -> Option<ScheduledRequest> {
+        let request = self.request_at(slot);
+        let (Stage::Allowed { asked, terms } | Stage::Approved { asked, terms }) = &request.stage
+        else {
+            return None;
+        };
+        let starts_at = terms.start?;
+        Some(ScheduledRequest {
+            request_id: request_id(&request.id),
+            principal: request.holder.to_principal(),
+            entitlement: EntitlementId::new(asked.entitlement.as_ref())
+                .expect("stored ids are valid"),
+            resource: resource_id(&asked.resource),
+            starts_at,
+            expires_at: starts_at.plus_ms(terms.ttl_ms),
+            approved: terms.approved,
+        })
+    }
+
     fn pending_view(&self, slot: Slot) -> Option<PendingRequest> {
         let request = self.request_at(slot);
         let Stage::Pending { asked, approval } = &request.stage else {
@@ -645,6 +733,12 @@ pub(crate) struct Core {
     /// Recorded identity refusals by request id (request ids are not
     /// interned: they are unique).
     pub(crate) identity_refusals: BTreeMap<Name, IdentityRefusal>,
+    /// Decided requests waiting for their scheduled start, by
+    /// `(starts_at, slot)`.
+    pub(crate) starts: BTreeSet<(Timestamp, Slot)>,
+    /// Requests waiting for approvers with a request TTL, by
+    /// `(deadline, slot)`.
+    pub(crate) deadlines: BTreeSet<(Timestamp, Slot)>,
 }
 
 /// A recorded identity refusal, what a later failing submission of the same
@@ -707,6 +801,8 @@ pub(crate) enum Stage {
     Denied,
     Refused,
     Granted(Box<Grant>),
+    /// Lapsed without a grant; the request's details are dropped.
+    Expired,
 }
 
 impl Stage {
@@ -720,6 +816,7 @@ impl Stage {
             Stage::Denied => RequestStatus::Denied,
             Stage::Refused => RequestStatus::Refused,
             Stage::Granted(_) => RequestStatus::Granted,
+            Stage::Expired => RequestStatus::Expired,
         }
     }
 }
@@ -732,6 +829,8 @@ pub(crate) struct Asked {
     /// Sorted and distinct.
     pub(crate) actions: Box<[Name]>,
     pub(crate) ttl_requested_ms: Option<i64>,
+    /// The scheduled start asked for, if any.
+    pub(crate) starts_at: Option<Timestamp>,
     pub(crate) ticket_present: bool,
     pub(crate) justification_present: bool,
 }
@@ -739,12 +838,18 @@ pub(crate) struct Asked {
 /// The terms a grant will be issued on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Terms {
-    /// `expires_at - issued_at`.
+    /// `expires_at - issued_at` (`- start`, for a scheduled start).
     pub(crate) ttl_ms: i64,
-    /// `expires_at_cap - issued_at`.
+    /// `expires_at_cap - issued_at` (`- start`, for a scheduled start).
     pub(crate) ttl_cap_ms: i64,
     pub(crate) break_glass: bool,
     pub(crate) approved: bool,
+    /// The scheduled start, when it was still to come at the decision: the
+    /// grant is issued at or after it (by the start timer, or by approvals
+    /// completing late) and before its window (start plus TTL) ends, and
+    /// `expires_at` and the cap count from it rather than from the issue.
+    /// `None` for a request without a start to come.
+    pub(crate) start: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Serialize)]

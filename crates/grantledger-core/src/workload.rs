@@ -300,6 +300,7 @@ impl Workload {
             justification: String::new(),
             ticket: None,
             ttl_ms: None,
+            starts_at_ms: None,
             groups: Vec::new(),
             context: Default::default(),
             identity_token: None,

@@ -11,7 +11,7 @@ use grantledger_core::{ApplyErrorKind, Command, State, apply, catalog_hash, deci
 use grantledger_events::{
     ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome, DecisionRecorded, Event,
     GrantExtended, GrantId, GrantIssued, IdentityRefused, PolicyPublished, PrincipalOffboarded,
-    ReviewRecorded, ReviewVerdict, RevocationConfirmed, RevocationFailed, RevocationReason,
+    RequestExpired, RequestExpiryReason, ReviewRecorded, ReviewVerdict, RevocationConfirmed, RevocationFailed, RevocationReason,
     Timestamp, policy_hash,
 };
 
@@ -56,6 +56,14 @@ fn identity_refused(request: &str) -> Event {
         resource: res("db/prod/orders"),
         reason: "bad_signature".into(),
         detail: "forged".into(),
+    })
+}
+
+fn request_expired(request: &str, reason: RequestExpiryReason, expired_at: Timestamp) -> Event {
+    Event::RequestExpired(RequestExpired {
+        request_id: rid(request),
+        reason,
+        expired_at,
     })
 }
 
@@ -117,6 +125,13 @@ fn rows() -> Vec<Row> {
     let decision = |request: &grantledger_events::SubmitRequest, outcome, reasons: &[&str], ttl| {
         decided(request, outcome, reasons, ttl)
     };
+
+    // Allowed at T0 to start in an hour.
+    let scheduled = with(
+        &catalog,
+        next(&catalog, submit(starting(read.clone(), t(HOUR))), T0),
+        T0,
+    );
 
     let policy_text = "@id(\"p\")\npermit (principal, action, resource);\n";
     let published = |hash: String| {
@@ -561,6 +576,82 @@ fn rows() -> Vec<Row> {
             event: identity_refused("r9"),
             at: t(1),
             kind: K::IdentityRefusalDuplicated,
+        },
+        Row {
+            name: "a request starting more than 30 days after its record",
+            base: catalog.clone(),
+            event: submitted(&starting(read.clone(), t(30 * 24 * HOUR + 1))),
+            at: T0,
+            kind: K::StartTooFarAhead,
+        },
+        Row {
+            name: "a scheduled request's grant before its start",
+            base: scheduled.clone(),
+            event: {
+                let mut early = grant_of(&next(&scheduled, start("r1"), t(HOUR)));
+                early.issued_at = t(HOUR - 1);
+                Event::GrantIssued(early)
+            },
+            at: t(HOUR - 1),
+            kind: K::GrantOutsideSchedule,
+        },
+        Row {
+            name: "a scheduled request's grant after its whole window passed",
+            base: scheduled.clone(),
+            event: {
+                let mut late = grant_of(&next(&scheduled, start("r1"), t(HOUR)));
+                late.issued_at = t(2 * HOUR);
+                Event::GrantIssued(late)
+            },
+            at: t(2 * HOUR),
+            kind: K::GrantOutsideSchedule,
+        },
+        Row {
+            name: "a scheduled request's grant issued with its decision",
+            base: scheduled.clone(),
+            event: Event::GrantIssued(GrantIssued {
+                issued_at: T0,
+                expires_at: T0.plus_ms(HOUR),
+                expires_at_cap: T0.plus_ms(8 * HOUR),
+                ..grant_of(&next(&scheduled, start("r1"), t(HOUR)))
+            }),
+            at: T0,
+            kind: K::GrantOutsideSchedule,
+        },
+        Row {
+            name: "a request expired before its request TTL",
+            base: pending.clone(),
+            event: request_expired("r1", RequestExpiryReason::RequestTtl, t(24 * HOUR)),
+            at: t(24 * HOUR - 1),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a request expired at another deadline than its request TTL",
+            base: pending.clone(),
+            event: request_expired("r1", RequestExpiryReason::RequestTtl, t(25 * HOUR)),
+            at: t(25 * HOUR),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a granted request expired",
+            base: granted.clone(),
+            event: request_expired("r1", RequestExpiryReason::RequestTtl, t(24 * HOUR)),
+            at: t(24 * HOUR),
+            kind: K::RequestNotPending,
+        },
+        Row {
+            name: "a scheduled request expired while its start can be honoured",
+            base: scheduled.clone(),
+            event: request_expired("r1", RequestExpiryReason::StartWindowPassed, t(2 * HOUR)),
+            at: t(HOUR),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a scheduled request expired as offboarded while its principal is not",
+            base: scheduled.clone(),
+            event: request_expired("r1", RequestExpiryReason::PrincipalOffboarded, t(HOUR)),
+            at: t(HOUR),
+            kind: K::RequestExpiryNotAllowed,
         },
         Row {
             name: "an event earlier than the one before",

@@ -11,8 +11,8 @@ use grantledger_core::{
 use grantledger_events::{
     ApprovalVerdict, BreakGlassInvoked, DecisionBasis, DecisionOutcome, EvaluatedValue, Event,
     GrantExtended, GrantIssued, IdentityRefused, PolicyBasis, PolicyPublished,
-    PrincipalOffboarded, RevocationConfirmed, RevocationFailed, RevocationReason, SubmitRequest,
-    policy_hash,
+    PrincipalOffboarded, RequestExpired, RequestExpiryReason, RevocationConfirmed,
+    RevocationFailed, RevocationReason, SubmitRequest, Timestamp, policy_hash,
 };
 
 use ApprovalVerdict::{Approve, Deny};
@@ -1616,4 +1616,385 @@ fn approvals_after_the_request_ttl_are_refused() {
     given([])
         .when(publish(&CATALOG.replace("request_ttl_s = 86400", "request_ttl_s = 0")), T0)
         .then_rejects_naming("catalog_invalid", &["db-write", "0"]);
+}
+
+// ------------------------------------------------------------------ scheduled starts
+
+const DAY: i64 = 24 * HOUR;
+
+fn expired_event(request: &str, reason: RequestExpiryReason, expired_at: Timestamp) -> Event {
+    Event::RequestExpired(RequestExpired {
+        request_id: rid(request),
+        reason,
+        expired_at,
+    })
+}
+
+/// `issued`, with the TTL and cap counted from `start` rather than from the
+/// issue.
+fn issued_from(
+    request: &SubmitRequest,
+    issued_at: Timestamp,
+    start: Timestamp,
+    ttl_ms: i64,
+    cap_ms: i64,
+) -> Event {
+    let Event::GrantIssued(mut grant) = issued(request, issued_at, ttl_ms, cap_ms) else {
+        unreachable!()
+    };
+    grant.expires_at = start.plus_ms(ttl_ms);
+    grant.expires_at_cap = start.plus_ms(cap_ms);
+    Event::GrantIssued(grant)
+}
+
+#[test]
+fn a_start_in_the_past_or_now_is_granted_at_once_as_today() {
+    for starts_at in [T0, t(5 * MINUTE)] {
+        let request = starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at);
+        let scenario = given_catalog()
+            .when(submit(request.clone()), t(5 * MINUTE))
+            .then_events(vec![
+                submitted(&request),
+                decided(&request, DecisionOutcome::Allow, &["auto_approved"], HOUR),
+                issued(&request, t(5 * MINUTE), HOUR, 8 * HOUR),
+            ]);
+        assert!(scenario.state().check(&pid("alice"), "read", &res("db/prod/orders"), t(5 * MINUTE)));
+        assert_eq!(scenario.state().counts().scheduled, 0);
+        scenario.when(start("r1"), t(HOUR)).then_rejects_naming("request_already_started", &["r1"]);
+    }
+}
+
+#[test]
+fn a_start_more_than_30_days_ahead_is_refused_naming_it() {
+    let now = t(MINUTE);
+    let latest = now.plus_ms(grantledger_core::SCHEDULE_AHEAD_MAX_MS);
+    assert_eq!(grantledger_core::SCHEDULE_AHEAD_MAX_MS, 30 * DAY);
+    let too_far = latest.plus_ms(1);
+    given_catalog()
+        .when(submit(starting(read_req("r1", human("alice"), "db/prod/orders"), too_far)), now)
+        .then_rejects_naming("start_too_far_ahead", &["r1", &too_far.to_string(), &latest.to_string()]);
+    // Nothing was recorded: the request id is still free.
+    given_catalog()
+        .when(submit(starting(read_req("r1", human("alice"), "db/prod/orders"), latest)), now)
+        .then_ok()
+        .when(submit(read_req("r1", human("alice"), "db/prod/orders")), now)
+        .then_rejects("request_id_already_decided");
+    // A start too far ahead refuses even a request that would be denied.
+    given_catalog()
+        .when(
+            submit(starting(req("r2", human("alice"), "db-export", "db/prod/orders", &["export"]), too_far)),
+            now,
+        )
+        .then_rejects("start_too_far_ahead");
+}
+
+#[test]
+fn a_request_allowed_before_its_start_is_decided_but_not_issued() {
+    let starts_at = t(2 * HOUR);
+    let request = starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at);
+    let scenario = given_catalog()
+        .when(submit(request.clone()), t(MINUTE))
+        .then_events(vec![
+            submitted(&request),
+            decided(&request, DecisionOutcome::Allow, &["auto_approved"], HOUR),
+        ]);
+    let state = scenario.state();
+    let (alice, orders) = (pid("alice"), res("db/prod/orders"));
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Allowed));
+    for at in [t(MINUTE), starts_at.plus_ms(-1), starts_at, starts_at.plus_ms(HOUR - 1)] {
+        assert!(!state.check(&alice, "read", &orders, at), "no access before the grant is issued ({at})");
+    }
+    assert_eq!(state.counts().scheduled, 1);
+    assert_eq!(state.counts().grants_issued, 0);
+    assert!(state.due_starts(starts_at.plus_ms(-1), 10).is_empty());
+    assert_eq!(state.due_starts(starts_at, 10), vec![rid("r1")]);
+    let scheduled = state.scheduled_requests(10);
+    assert_eq!(scheduled.len(), 1);
+    assert_eq!(scheduled[0].starts_at, starts_at);
+    assert_eq!(scheduled[0].expires_at, starts_at.plus_ms(HOUR));
+    assert!(!scheduled[0].approved);
+    assert_eq!(state.scheduled_request(&rid("r1")), Some(scheduled[0].clone()));
+}
+
+#[test]
+fn the_start_timer_issues_the_grant_with_its_ttl_counted_from_the_start() {
+    let starts_at = t(2 * HOUR);
+    let request = starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at);
+    let allowed = || given_commands([(t(MINUTE), submit(request.clone()))]);
+    let (alice, orders) = (pid("alice"), res("db/prod/orders"));
+    // On time: issued at the start, for the decided TTL.
+    let scenario = allowed()
+        .when(start("r1"), starts_at)
+        .then_events(vec![issued(&request, starts_at, HOUR, 8 * HOUR)]);
+    let state = scenario.state();
+    assert!(!state.check(&alice, "read", &orders, starts_at.plus_ms(-1)));
+    assert!(state.check(&alice, "read", &orders, starts_at));
+    assert!(!state.check(&alice, "read", &orders, starts_at.plus_ms(HOUR)));
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Granted));
+    assert_eq!(state.counts().scheduled, 0);
+    assert!(state.scheduled_requests(10).is_empty());
+    assert_eq!(state.due_expiries(starts_at.plus_ms(HOUR), 10), vec![gid("r1")]);
+    // Late: issued when the timer comes, still expiring at the start plus
+    // the TTL, never later; the cap also counts from the start.
+    let late = starts_at.plus_ms(10 * MINUTE);
+    let scenario = allowed()
+        .when(start("r1"), late)
+        .then_events(vec![issued_from(&request, late, starts_at, HOUR, 8 * HOUR)]);
+    let grant = scenario.state().grant(&gid("r1")).unwrap();
+    assert_eq!((grant.issued_at, grant.expires_at), (late, starts_at.plus_ms(HOUR)));
+    assert!(!scenario.state().check(&alice, "read", &orders, late.plus_ms(-1)));
+    assert!(scenario.state().check(&alice, "read", &orders, late));
+    // The TTL asked for counts from the start too, within the entry's maximum.
+    let long = SubmitRequest { ttl_ms: Some(8 * HOUR), ..request.clone() };
+    given_commands([(t(MINUTE), submit(long.clone()))])
+        .when(start("r1"), starts_at)
+        .then_events(vec![issued(&long, starts_at, 8 * HOUR, 8 * HOUR)]);
+}
+
+#[test]
+fn a_start_timer_before_the_start_is_refused_by_name() {
+    let starts_at = t(2 * HOUR);
+    let early = starts_at.plus_ms(-1);
+    given_commands([(t(MINUTE), submit(starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at)))])
+        .when(start("r1"), early)
+        .then_rejects_naming("start_not_due", &["r1", &starts_at.to_string(), &early.to_string()]);
+}
+
+#[test]
+fn a_second_start_timer_is_refused_as_a_duplicate() {
+    let starts_at = t(2 * HOUR);
+    given_commands([
+        (t(MINUTE), submit(starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at))),
+        (starts_at, start("r1")),
+    ])
+    .when(start("r1"), starts_at.plus_ms(SECOND))
+    .then_rejects_naming("request_already_started", &["r1", &starts_at.to_string()]);
+}
+
+#[test]
+fn start_timers_for_requests_without_a_start_to_come_are_refused() {
+    given_catalog().when(start("r9"), t(1)).then_rejects_naming("request_unknown", &["r9"]);
+    // Waiting for approvers, even with a start asked for.
+    given_commands([(T0, submit(starting(write_req("r1", human("alice")), t(HOUR))))])
+        .when(start("r1"), t(HOUR))
+        .then_rejects_naming("request_not_scheduled", &["r1", "pending"]);
+    // Denied.
+    given_commands([(
+        T0,
+        submit(starting(req("r1", human("alice"), "db-export", "db/prod/orders", &["export"]), t(HOUR))),
+    )])
+    .when(start("r1"), t(HOUR))
+    .then_rejects_naming("request_not_scheduled", &["r1", "denied"]);
+}
+
+#[test]
+fn approvals_completing_before_the_start_schedule_the_grant() {
+    let starts_at = t(3 * HOUR);
+    let request = starting(write_req("r1", human("alice")), starts_at);
+    let scenario = given_commands([
+        (t(MINUTE), submit(request.clone())),
+        (t(2 * MINUTE), approve("r1", "dana")),
+    ])
+    .when(approve("r1", "dmitri"), t(3 * MINUTE))
+    .then_events(vec![approval("r1", "dmitri", Approve)]);
+    let state = scenario.state();
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Approved));
+    assert!(state.pending_requests(10).is_empty(), "no longer waiting for approvers");
+    assert!(state.due_request_expiries(t(2 * DAY), 10).is_empty(), "approved: it no longer expires");
+    let scheduled = state.scheduled_request(&rid("r1")).expect("scheduled");
+    assert!(scheduled.approved);
+    assert!(!state.check(&pid("alice"), "write", &res("db/prod/orders"), starts_at));
+    // db-write: 30 minutes by default, capped at 2 hours, from the start.
+    let scenario = scenario
+        .when(start("r1"), starts_at)
+        .then_events(vec![issued(&request, starts_at, 30 * MINUTE, 2 * HOUR)]);
+    assert!(scenario.state().check(&pid("alice"), "write", &res("db/prod/orders"), starts_at));
+    // Approved after its start, within its window: issued at once, but
+    // within the window asked for (the TTL counts from the start).
+    let request = starting(write_req("r3", human("alice")), t(10 * MINUTE));
+    let late = || {
+        given_commands([
+            (t(MINUTE), submit(request.clone())),
+            (t(2 * MINUTE), approve("r3", "dana")),
+        ])
+    };
+    late()
+        .when(approve("r3", "dmitri"), t(25 * MINUTE))
+        .then_events(vec![
+            approval("r3", "dmitri", Approve),
+            issued_from(&request, t(25 * MINUTE), t(10 * MINUTE), 30 * MINUTE, 2 * HOUR),
+        ]);
+    // Approved after its whole window: nothing to issue, the request lapses.
+    let scenario = late()
+        .when(approve("r3", "dmitri"), t(40 * MINUTE))
+        .then_events(vec![
+            approval("r3", "dmitri", Approve),
+            expired_event("r3", RequestExpiryReason::StartWindowPassed, t(40 * MINUTE)),
+        ]);
+    assert_eq!(scenario.state().request_status(&rid("r3")), Some(RequestStatus::Expired));
+    assert_eq!(scenario.state().counts().scheduled, 0);
+    // A start that had come by the submission: issued at once, as today.
+    let request = starting(write_req("r2", human("alice")), t(MINUTE));
+    given_commands([
+        (t(MINUTE), submit(request.clone())),
+        (t(2 * MINUTE), approve("r2", "dana")),
+    ])
+    .when(approve("r2", "dmitri"), t(5 * MINUTE))
+    .then_events(vec![
+        approval("r2", "dmitri", Approve),
+        issued(&request, t(5 * MINUTE), 30 * MINUTE, 2 * HOUR),
+    ]);
+}
+
+#[test]
+fn a_start_whose_whole_window_passed_records_the_request_expired() {
+    let starts_at = t(HOUR);
+    let request = starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at);
+    let allowed = || given_commands([(T0, submit(request.clone()))]);
+    // One millisecond before the window ends it is still issued, to expire
+    // at the window's end.
+    let last = starts_at.plus_ms(HOUR - 1);
+    allowed()
+        .when(start("r1"), last)
+        .then_events(vec![issued_from(&request, last, starts_at, HOUR, 8 * HOUR)]);
+    let scenario = allowed()
+        .when(start("r1"), starts_at.plus_ms(HOUR))
+        .then_events(vec![expired_event("r1", RequestExpiryReason::StartWindowPassed, starts_at.plus_ms(HOUR))]);
+    let state = scenario.state();
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Expired));
+    assert_eq!(state.counts().scheduled, 0);
+    assert_eq!(state.counts().requests_expired, 1);
+    assert_eq!(state.counts().grants_issued, 0);
+    scenario
+        .when(start("r1"), starts_at.plus_ms(2 * HOUR))
+        .then_rejects_naming("request_not_scheduled", &["r1", "expired"]);
+}
+
+#[test]
+fn a_scheduled_request_of_an_offboarded_principal_expires_at_its_start() {
+    let starts_at = t(HOUR);
+    let scenario = given_commands([
+        (T0, submit(starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at))),
+        (t(10 * MINUTE), offboard("alice")),
+    ]);
+    // Its start timer is still refused before the start.
+    let scenario = scenario.when(start("r1"), t(30 * MINUTE)).then_rejects("start_not_due");
+    let scenario = scenario
+        .when(start("r1"), starts_at)
+        .then_events(vec![expired_event("r1", RequestExpiryReason::PrincipalOffboarded, starts_at)]);
+    assert!(!scenario.state().check(&pid("alice"), "read", &res("db/prod/orders"), starts_at));
+    assert_eq!(scenario.state().request_status(&rid("r1")), Some(RequestStatus::Expired));
+}
+
+// ------------------------------------------------------------------ request expiry
+
+#[test]
+fn a_request_waiting_past_its_request_ttl_is_recorded_expired() {
+    // db-write's request_ttl_s is one day, counted from the decision.
+    let deadline = t(MINUTE + DAY);
+    let scenario = given_commands([
+        (t(MINUTE), submit(write_req("r1", human("alice")))),
+        (t(2 * MINUTE), approve("r1", "dana")),
+    ]);
+    assert!(scenario.state().due_request_expiries(deadline.plus_ms(-1), 10).is_empty());
+    assert_eq!(scenario.state().due_request_expiries(deadline, 10), vec![rid("r1")]);
+    let scenario = scenario
+        .when(expire_request("r1"), deadline.plus_ms(SECOND))
+        .then_events(vec![expired_event("r1", RequestExpiryReason::RequestTtl, deadline)]);
+    let state = scenario.state();
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Expired));
+    assert!(state.pending_requests(10).is_empty());
+    assert!(state.due_request_expiries(deadline.plus_ms(DAY), 10).is_empty());
+    assert_eq!(state.counts().pending, 0);
+    assert_eq!(state.counts().requests_expired, 1);
+    // Closed: neither an approval nor a refusal nor a second timer applies.
+    let scenario = scenario
+        .when(approve("r1", "dmitri"), deadline.plus_ms(2 * SECOND))
+        .then_rejects_naming("request_not_pending", &["r1", "expired"]);
+    let scenario = scenario.when(refuse("r1", "dmitri"), deadline.plus_ms(2 * SECOND)).then_rejects("request_not_pending");
+    scenario
+        .when(expire_request("r1"), deadline.plus_ms(3 * SECOND))
+        .then_rejects_naming("request_not_pending", &["r1", "expired"]);
+    // A scheduled request waiting for approvers expires the same way.
+    given_commands([(t(MINUTE), submit(starting(write_req("r2", human("alice")), t(3 * DAY))))])
+        .when(expire_request("r2"), deadline)
+        .then_events(vec![expired_event("r2", RequestExpiryReason::RequestTtl, deadline)]);
+}
+
+#[test]
+fn request_expiry_timers_are_refused_before_the_deadline_and_for_decided_requests() {
+    let deadline = t(MINUTE + DAY);
+    let pending = || given_commands([(t(MINUTE), submit(write_req("r1", human("alice"))))]);
+    let early = deadline.plus_ms(-1);
+    pending()
+        .when(expire_request("r1"), early)
+        .then_rejects_naming("request_not_yet_expired", &["r1", &deadline.to_string(), &early.to_string()]);
+    // Approved meanwhile (and granted), or refused: harmless, refused by name.
+    given_commands([
+        (t(MINUTE), submit(write_req("r1", human("alice")))),
+        (t(2 * MINUTE), approve("r1", "dana")),
+        (t(3 * MINUTE), approve("r1", "dmitri")),
+    ])
+    .when(expire_request("r1"), deadline)
+    .then_rejects_naming("request_not_pending", &["r1", "granted"]);
+    given_commands([
+        (t(MINUTE), submit(write_req("r1", human("alice")))),
+        (t(2 * MINUTE), refuse("r1", "dana")),
+    ])
+    .when(expire_request("r1"), deadline)
+    .then_rejects_naming("request_not_pending", &["r1", "refused"]);
+    given_catalog().when(expire_request("r9"), deadline).then_rejects("request_unknown");
+    // An entry without a request TTL: its requests wait, and never expire.
+    let catalog = CATALOG.replace("request_ttl_s = 86400\n", "");
+    given(history([(T0, publish(&catalog)), (t(MINUTE), submit(write_req("r1", human("alice"))))]))
+        .when(expire_request("r1"), t(30 * DAY))
+        .then_rejects_naming("request_without_ttl", &["r1"]);
+}
+
+#[test]
+fn an_approved_request_may_be_refused_before_its_start_and_is_then_closed() {
+    let starts_at = t(3 * HOUR);
+    let approved = || {
+        given_commands([
+            (t(MINUTE), submit(starting(write_req("r1", human("alice")), starts_at))),
+            (t(2 * MINUTE), approve("r1", "dana")),
+            (t(3 * MINUTE), approve("r1", "dmitri")),
+        ])
+    };
+    // A member of the approver group, even one who approved, cancels it.
+    let scenario = approved()
+        .when(refuse("r1", "dana"), t(HOUR))
+        .then_events(vec![approval("r1", "dana", Deny)]);
+    let state = scenario.state();
+    assert_eq!(state.request_status(&rid("r1")), Some(RequestStatus::Refused));
+    assert_eq!(state.counts().scheduled, 0);
+    assert!(state.scheduled_requests(10).is_empty());
+    assert!(state.due_starts(starts_at, 10).is_empty());
+    scenario
+        .when(start("r1"), starts_at)
+        .then_rejects_naming("request_not_scheduled", &["r1", "refused"]);
+    // Not by someone outside the group, nor by the requester.
+    approved()
+        .when(refuse("r1", "sam"), t(HOUR))
+        .then_rejects_naming("approver_not_in_group", &["sam", "dba"]);
+    approved()
+        .when(refuse("r1", "alice"), t(HOUR))
+        .then_rejects("requester_may_not_approve");
+    // Approving it again is no refusal: it is no longer waiting for approvers.
+    approved()
+        .when(approve("r1", "dora"), t(HOUR))
+        .then_rejects_naming("request_not_pending", &["r1", "approved"]);
+    // Once started, the grant is revoked, not refused.
+    given_commands([
+        (t(MINUTE), submit(starting(write_req("r1", human("alice")), starts_at))),
+        (t(2 * MINUTE), approve("r1", "dana")),
+        (t(3 * MINUTE), approve("r1", "dmitri")),
+        (starts_at, start("r1")),
+    ])
+    .when(refuse("r1", "dora"), starts_at.plus_ms(MINUTE))
+    .then_rejects_naming("request_not_pending", &["r1", "granted"]);
+    // A request the policy allowed alone has no approvers to refuse it.
+    given_commands([(t(MINUTE), submit(starting(read_req("r2", human("alice"), "db/prod/orders"), starts_at)))])
+        .when(refuse("r2", "dana"), t(HOUR))
+        .then_rejects_naming("request_not_pending", &["r2", "allowed"]);
 }

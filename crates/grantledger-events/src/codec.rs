@@ -15,10 +15,16 @@ use crate::Envelope;
 ///   indices before them are unchanged): `PrincipalOffboarded` (kind 13) and
 ///   `IdentityRefused` (kind 14). A reader older than them refuses such a
 ///   body as malformed rather than misreading it.
-pub const CODEC_VERSION: u8 = 2;
+/// - `3`: `RequestSubmitted` gains `starts_at` (a scheduled start), and
+///   `RequestExpired` (kind 15) is appended. Codec-1 and codec-2 requests
+///   still decode, with no scheduled start.
+pub const CODEC_VERSION: u8 = 3;
 
 /// The first codec version, still read.
 pub const CODEC_VERSION_1: u8 = 1;
+
+/// The second codec version, still read.
+pub const CODEC_VERSION_2: u8 = 2;
 
 /// Why a record body could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +38,7 @@ pub struct DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeErrorKind {
     /// The header names a codec this build does not know.
-    #[error("unknown codec version `{0}`: this build reads versions 1 and 2")]
+    #[error("unknown codec version `{0}`: this build reads versions 1, 2 and 3")]
     UnknownCodecVersion(u8),
     /// The bytes are not a valid envelope.
     #[error("body does not decode: {0}")]
@@ -61,6 +67,7 @@ pub fn encode_body(envelope: &Envelope) -> Vec<u8> {
 pub fn decode_body(version: u8, body: &[u8]) -> Result<Envelope, DecodeError> {
     match version {
         CODEC_VERSION => decode_exact::<Envelope>(body),
+        CODEC_VERSION_2 => decode_exact::<v2::Envelope>(body).map(v2::Envelope::upgrade),
         CODEC_VERSION_1 => decode_exact::<v1::Envelope>(body).map(v1::Envelope::upgrade),
         other => Err(DecodeError {
             kind: DecodeErrorKind::UnknownCodecVersion(other),
@@ -81,15 +88,118 @@ fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Decode
     Ok(value)
 }
 
+/// The codec-2 layout, for reading old records. Only what changed is
+/// redefined; every other event has the same layout in both versions.
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::{
+        ApprovalRecorded, BreakGlassInvoked, CatalogPublished, Causation, DecisionRecorded,
+        EntitlementId, GrantExtended, GrantIssued, GrantRevoked, IdentityRefused,
+        PolicyPublished, Principal, PrincipalOffboarded, RequestId, ResourceId, ReviewRecorded,
+        RevocationConfirmed, RevocationFailed, TenantId,
+    };
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Envelope {
+        tenant: TenantId,
+        producer: String,
+        correlation: RequestId,
+        causation: Causation,
+        event: Event,
+    }
+
+    // The variant order of codec 2: frozen.
+    #[derive(Deserialize)]
+    enum Event {
+        CatalogPublished(CatalogPublished),
+        RequestSubmitted(RequestSubmitted),
+        DecisionRecorded(DecisionRecorded),
+        ApprovalRecorded(ApprovalRecorded),
+        GrantIssued(GrantIssued),
+        GrantExtended(GrantExtended),
+        GrantRevoked(GrantRevoked),
+        RevocationConfirmed(RevocationConfirmed),
+        RevocationFailed(RevocationFailed),
+        BreakGlassInvoked(BreakGlassInvoked),
+        ReviewRecorded(ReviewRecorded),
+        PolicyPublished(PolicyPublished),
+        PrincipalOffboarded(PrincipalOffboarded),
+        IdentityRefused(IdentityRefused),
+    }
+
+    /// A request as codecs 1 and 2 wrote it: no scheduled start.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct RequestSubmitted {
+        request_id: RequestId,
+        principal: Principal,
+        entitlement: EntitlementId,
+        resource: ResourceId,
+        actions: Vec<String>,
+        justification: String,
+        ticket: Option<String>,
+        ttl_requested_ms: Option<i64>,
+    }
+
+    impl RequestSubmitted {
+        pub(super) fn upgrade(self) -> crate::RequestSubmitted {
+            crate::RequestSubmitted {
+                request_id: self.request_id,
+                principal: self.principal,
+                entitlement: self.entitlement,
+                resource: self.resource,
+                actions: self.actions,
+                justification: self.justification,
+                ticket: self.ticket,
+                ttl_requested_ms: self.ttl_requested_ms,
+                // Codecs 1 and 2 had no scheduled starts.
+                starts_at: None,
+            }
+        }
+    }
+
+    impl Envelope {
+        pub(super) fn upgrade(self) -> crate::Envelope {
+            use crate::Event as E;
+            let event = match self.event {
+                Event::CatalogPublished(e) => E::CatalogPublished(e),
+                Event::RequestSubmitted(e) => E::RequestSubmitted(e.upgrade()),
+                Event::DecisionRecorded(e) => E::DecisionRecorded(e),
+                Event::ApprovalRecorded(e) => E::ApprovalRecorded(e),
+                Event::GrantIssued(e) => E::GrantIssued(e),
+                Event::GrantExtended(e) => E::GrantExtended(e),
+                Event::GrantRevoked(e) => E::GrantRevoked(e),
+                Event::RevocationConfirmed(e) => E::RevocationConfirmed(e),
+                Event::RevocationFailed(e) => E::RevocationFailed(e),
+                Event::BreakGlassInvoked(e) => E::BreakGlassInvoked(e),
+                Event::ReviewRecorded(e) => E::ReviewRecorded(e),
+                Event::PolicyPublished(e) => E::PolicyPublished(e),
+                Event::PrincipalOffboarded(e) => E::PrincipalOffboarded(e),
+                Event::IdentityRefused(e) => E::IdentityRefused(e),
+            };
+            crate::Envelope {
+                tenant: self.tenant,
+                producer: self.producer,
+                correlation: self.correlation,
+                causation: self.causation,
+                event,
+            }
+        }
+    }
+}
+
 /// The codec-1 layout, for reading old records. Only what changed is
 /// redefined; every other event has the same layout in both versions.
 mod v1 {
     use serde::Deserialize;
 
+    use super::v2::RequestSubmitted;
     use crate::{
         ApprovalRecorded, BreakGlassInvoked, CatalogPublished, Causation, DecisionBasis,
         DecisionOutcome, EntitlementId, GrantExtended, GrantIssued, GrantRevoked, RequestId,
-        RequestSubmitted, ReviewRecorded, RevocationConfirmed, RevocationFailed, TenantId,
+        ReviewRecorded, RevocationConfirmed, RevocationFailed, TenantId,
     };
 
     #[derive(Deserialize)]
@@ -134,7 +244,7 @@ mod v1 {
             use crate::Event as E;
             let event = match self.event {
                 Event::CatalogPublished(e) => E::CatalogPublished(e),
-                Event::RequestSubmitted(e) => E::RequestSubmitted(e),
+                Event::RequestSubmitted(e) => E::RequestSubmitted(e.upgrade()),
                 Event::DecisionRecorded(e) => E::DecisionRecorded(crate::DecisionRecorded {
                     request_id: e.request_id,
                     outcome: e.outcome,
@@ -196,8 +306,8 @@ mod tests {
     fn refuses_unknown_version_trailing_bytes_and_truncation() {
         let mut body = encode_body(&sample());
         assert_eq!(
-            decode_body(3, &body).unwrap_err().kind,
-            DecodeErrorKind::UnknownCodecVersion(3)
+            decode_body(4, &body).unwrap_err().kind,
+            DecodeErrorKind::UnknownCodecVersion(4)
         );
         body.push(0);
         assert_eq!(
@@ -250,6 +360,61 @@ mod tests {
             assert_eq!(code_order, Some(usize::from(index)), "variant order is code order");
         }
         assert_eq!(sample_body[prefix], 6, "GrantRevoked keeps its index");
+    }
+
+    #[test]
+    fn codec_3_requests_carry_a_start_and_older_requests_decode_without_one() {
+        let request = |starts_at: Option<Timestamp>| Envelope {
+            event: Event::RequestSubmitted(RequestSubmitted {
+                request_id: RequestId::new("req-1").unwrap(),
+                principal: Principal {
+                    id: PrincipalId::new("alice").unwrap(),
+                    kind: PrincipalKind::Human,
+                    owner: None,
+                },
+                entitlement: EntitlementId::new("db-read").unwrap(),
+                resource: ResourceId::new("db/prod/orders").unwrap(),
+                actions: vec!["read".into()],
+                justification: "window".into(),
+                ticket: None,
+                ttl_requested_ms: Some(3_600_000),
+                starts_at,
+            }),
+            ..sample()
+        };
+        let unscheduled = encode_body(&request(None));
+        let scheduled = encode_body(&request(Some(Timestamp(1_767_225_600_000))));
+        assert_eq!(decode_body(CODEC_VERSION, &scheduled).unwrap(), request(Some(Timestamp(1_767_225_600_000))));
+        // `starts_at` is the last field: codec 3 writes the codec-2 body and
+        // one byte for `None`, so the codec-2 body is that minus its last byte.
+        assert_eq!(unscheduled.last(), Some(&0));
+        let codec_2 = &unscheduled[..unscheduled.len() - 1];
+        for version in [CODEC_VERSION_1, CODEC_VERSION_2] {
+            assert_eq!(decode_body(version, codec_2).unwrap(), request(None), "codec {version}");
+        }
+        // The header version tells the layouts apart: neither reads as the other.
+        assert!(decode_body(CODEC_VERSION, codec_2).is_err());
+        assert!(decode_body(CODEC_VERSION_2, &scheduled).is_err());
+        // The other kinds keep their codec-2 layout.
+        let body = encode_body(&sample());
+        assert_eq!(decode_body(CODEC_VERSION_2, &body).unwrap(), sample());
+
+        // Kind 15 is appended with the next variant index, and codec 2
+        // refuses it rather than misreading it.
+        let expired = Envelope {
+            event: Event::RequestExpired(RequestExpired {
+                request_id: RequestId::new("req-1").unwrap(),
+                reason: RequestExpiryReason::RequestTtl,
+                expired_at: Timestamp(1_767_312_000_000),
+            }),
+            ..sample()
+        };
+        let body = encode_body(&expired);
+        assert_eq!(decode_body(CODEC_VERSION, &body).unwrap(), expired);
+        let prefix = body.len() - encode_event_len(&expired);
+        assert_eq!(body[prefix], 14);
+        assert_eq!(EventKind::RequestExpired.code(), 15);
+        assert!(decode_body(CODEC_VERSION_2, &body).is_err());
     }
 
     fn encode_event_len(envelope: &Envelope) -> usize {

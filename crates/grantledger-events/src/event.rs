@@ -42,6 +42,10 @@ pub enum Event {
     /// A request's identity token did not verify: the refusal, never the
     /// token. Appended to codec 2 (kind 14).
     IdentityRefused(IdentityRefused),
+    /// A request lapsed without a grant: it waited for approvers past its
+    /// request TTL, or its scheduled start could no longer be honoured.
+    /// Appended in codec 3 (kind 15).
+    RequestExpired(RequestExpired),
 }
 
 /// The stable identity of an event variant: a code for record headers and a
@@ -76,11 +80,13 @@ pub enum EventKind {
     PrincipalOffboarded,
     /// [`Event::IdentityRefused`]
     IdentityRefused,
+    /// [`Event::RequestExpired`]
+    RequestExpired,
 }
 
 impl EventKind {
     /// Every kind, in code order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::CatalogPublished,
         EventKind::RequestSubmitted,
         EventKind::DecisionRecorded,
@@ -95,6 +101,7 @@ impl EventKind {
         EventKind::PolicyPublished,
         EventKind::PrincipalOffboarded,
         EventKind::IdentityRefused,
+        EventKind::RequestExpired,
     ];
 
     /// The code stored in the record header. Frozen: never renumber.
@@ -114,6 +121,7 @@ impl EventKind {
             EventKind::PolicyPublished => 12,
             EventKind::PrincipalOffboarded => 13,
             EventKind::IdentityRefused => 14,
+            EventKind::RequestExpired => 15,
         }
     }
 
@@ -139,6 +147,7 @@ impl EventKind {
             EventKind::PolicyPublished => "policy_published",
             EventKind::PrincipalOffboarded => "principal_offboarded",
             EventKind::IdentityRefused => "identity_refused",
+            EventKind::RequestExpired => "request_expired",
         }
     }
 }
@@ -161,6 +170,7 @@ impl Event {
             Event::PolicyPublished(_) => EventKind::PolicyPublished,
             Event::PrincipalOffboarded(_) => EventKind::PrincipalOffboarded,
             Event::IdentityRefused(_) => EventKind::IdentityRefused,
+            Event::RequestExpired(_) => EventKind::RequestExpired,
         }
     }
 }
@@ -271,6 +281,7 @@ impl Envelope {
                 push_principal(&mut values, &e.principal);
                 values.resource = Some(e.resource.as_str());
             }
+            Event::RequestExpired(_) => {}
         }
         values
     }
@@ -316,6 +327,11 @@ pub struct RequestSubmitted {
     pub ticket: Option<String>,
     /// The TTL asked for; the entry's default when absent.
     pub ttl_requested_ms: Option<i64>,
+    /// The scheduled start asked for (a maintenance window): the grant is
+    /// issued when it comes, not before, and its TTL counts from it. Added
+    /// in codec 3; every older request reads as `None` (no scheduled start).
+    #[serde(default)]
+    pub starts_at: Option<Timestamp>,
 }
 
 impl RequestSubmitted {
@@ -332,6 +348,7 @@ impl RequestSubmitted {
             justification: request.justification.clone(),
             ticket: request.ticket.clone(),
             ttl_requested_ms: request.ttl_ms,
+            starts_at: request.starts_at_ms.map(Timestamp),
         }
     }
 }
@@ -675,4 +692,47 @@ pub struct IdentityRefused {
     pub reason: String,
     /// What was wrong, naming the value (never the token).
     pub detail: String,
+}
+
+/// Why a request lapsed without a grant.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestExpiryReason {
+    /// It waited for approvers past its entry's request TTL
+    /// (`request_ttl_s`, counted from its decision).
+    RequestTtl,
+    /// Its scheduled start came too late to honour: the whole window (the
+    /// start plus the decided TTL) had passed when the start timer came.
+    StartWindowPassed,
+    /// Its principal was offboarded before its scheduled start.
+    PrincipalOffboarded,
+}
+
+impl RequestExpiryReason {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestExpiryReason::RequestTtl => "request_ttl",
+            RequestExpiryReason::StartWindowPassed => "start_window_passed",
+            RequestExpiryReason::PrincipalOffboarded => "principal_offboarded",
+        }
+    }
+}
+
+/// A request lapsed without a grant, recorded when a timer said its time
+/// came: a request waiting for approvers at its request TTL (no approval is
+/// taken after it), or a scheduled request whose start could not be
+/// honoured. The request is closed; nothing was granted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestExpired {
+    /// The request.
+    pub request_id: RequestId,
+    /// Why it lapsed.
+    pub reason: RequestExpiryReason,
+    /// The deadline that passed: the decision plus the request TTL, the
+    /// start plus the decided TTL, or (offboarded) the scheduled start.
+    pub expired_at: Timestamp,
 }

@@ -19,7 +19,7 @@ mod request;
 pub mod schema;
 mod time;
 
-pub use codec::{CODEC_VERSION, CODEC_VERSION_1, DecodeError, DecodeErrorKind, decode_body, encode_body};
+pub use codec::{CODEC_VERSION, CODEC_VERSION_1, CODEC_VERSION_2, DecodeError, DecodeErrorKind, decode_body, encode_body};
 pub use event::*;
 pub use ids::*;
 pub use request::*;

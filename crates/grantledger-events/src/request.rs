@@ -31,6 +31,13 @@ pub struct SubmitRequest {
     /// The TTL asked for, in milliseconds; the entry's default when absent.
     #[serde(default)]
     pub ttl_ms: Option<i64>,
+    /// A scheduled start (a maintenance window), UTC milliseconds: once
+    /// decided (allowed, or approved by enough approvers) the grant is
+    /// issued when this time comes, not before, and its TTL counts from it.
+    /// Absent, or not later than the decision, the grant is issued at once.
+    /// At most `SCHEDULE_AHEAD_MAX_MS` (30 days) after the submission.
+    #[serde(default)]
+    pub starts_at_ms: Option<i64>,
     /// The groups the intake channel's identity provider puts the principal
     /// in, for policies that read `principal.groups`.
     #[serde(default)]

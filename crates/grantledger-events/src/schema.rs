@@ -30,6 +30,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<PolicyPublished>("events/policy_published.schema.json"),
         one::<PrincipalOffboarded>("events/principal_offboarded.schema.json"),
         one::<IdentityRefused>("events/identity_refused.schema.json"),
+        one::<RequestExpired>("events/request_expired.schema.json"),
     ]
 }
 

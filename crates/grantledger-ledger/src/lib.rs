@@ -550,6 +550,7 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
         Event::GrantIssued(e) => return Some(e.request_id.clone()),
         Event::BreakGlassInvoked(e) => return Some(e.request_id.clone()),
         Event::IdentityRefused(e) => return Some(e.request_id.clone()),
+        Event::RequestExpired(e) => return Some(e.request_id.clone()),
         Event::PrincipalOffboarded(e) => return Some(offboarding_correlation(&e.principal)),
         Event::GrantExtended(e) => &e.grant_id,
         Event::GrantRevoked(e) => &e.grant_id,

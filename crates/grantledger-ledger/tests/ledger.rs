@@ -34,6 +34,7 @@ fn submit(request: &str) -> Command {
         justification: "incident triage".into(),
         ticket: None,
         ttl_ms: None,
+        starts_at_ms: None,
         groups: Vec::new(),
         context: Default::default(),
         identity_token: None,

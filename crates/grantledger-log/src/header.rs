@@ -20,13 +20,20 @@ pub const VERSION_BINCODE_2_STANDARD: u8 = 1;
 /// not self-describing, a layout change is a new version.
 pub const VERSION_BINCODE_2_STANDARD_LAYOUT_2: u8 = 2;
 
+/// Header version 3: the same encoder, third layout of the event types
+/// (`grantledger-events`' `CODEC_VERSION` 3: requests may carry a scheduled start,
+/// requests that lapse are recorded).
+pub const VERSION_BINCODE_2_STANDARD_LAYOUT_3: u8 = 3;
+
 /// The version [`Log::append_batch`](crate::Log::append_batch) writes;
 /// [`Log::append_batch_versioned`](crate::Log::append_batch_versioned) writes another.
 pub const VERSION_CURRENT: u8 = VERSION_BINCODE_2_STANDARD;
 
-/// True for the header versions of the format: 1 and 2.
+/// True for the header versions of the format: 1, 2 and 3.
 pub fn version_known(version: u8) -> bool {
-    version == VERSION_BINCODE_2_STANDARD || version == VERSION_BINCODE_2_STANDARD_LAYOUT_2
+    version == VERSION_BINCODE_2_STANDARD
+        || version == VERSION_BINCODE_2_STANDARD_LAYOUT_2
+        || version == VERSION_BINCODE_2_STANDARD_LAYOUT_3
 }
 
 /// Prefix of every record hash, so a record hash can never be confused with a blake3 hash
@@ -203,7 +210,7 @@ mod tests {
         );
         let changed = [
             RecordHeader {
-                version: 3,
+                version: 4,
                 ..header
             },
             RecordHeader {

@@ -305,7 +305,7 @@ impl Log {
         if !crate::header::version_known(version) {
             return Err(AppendError::new(
                 AppendErrorKind::VersionUnknown,
-                format!("header version `{version}` is not one of the format's (1, 2)"),
+                format!("header version `{version}` is not one of the format's (1, 2, 3)"),
             ));
         }
         if self.read_only {

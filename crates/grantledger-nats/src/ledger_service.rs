@@ -296,18 +296,47 @@ pub enum RevocationInput {
     },
 }
 
-/// A timer, on `grants.timers.<tenant>`: `{"grant_id": G}`, or
-/// `{"grant_ids": [G, ...]}` for up to [`TIMER_GRANTS_MAX`] grants whose
-/// `expires_at` came (a storm of expiries in a fraction of the messages).
-#[derive(Debug, Deserialize)]
+/// The name of the JSON Schema file of [`TimerInput`] under `schemas/`.
+pub const TIMER_SCHEMA_FILE: &str = "timer.schema.json";
+
+/// A timer, on `grants.timers.<tenant>` (sent by the expiry-timers
+/// projector): `{"grant_id": ...}` (a grant's `expires_at` came; the body
+/// every ledger version reads), `{"grant_ids": [...]}` (up to
+/// [`TIMER_GRANTS_MAX`] grants' `expires_at` came: a storm of expiries in a
+/// fraction of the messages), `{"request_id": ..., "kind": "start"}` (a
+/// scheduled request's start came) or `{"request_id": ..., "kind":
+/// "request_expiry"}` (a request waiting for approvers reached its request
+/// TTL). Unknown fields are refused.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimerInput {
-    /// The grant whose `expires_at` came.
+    /// What came: `expiry` (the default), `start` or `request_expiry`.
+    #[serde(default)]
+    pub kind: TimerKind,
+    /// The grant whose `expires_at` came: for an `expiry`.
     #[serde(default)]
     pub grant_id: Option<GrantId>,
-    /// Or several.
+    /// Or several, at most [`TIMER_GRANTS_MAX`]: for an `expiry`.
     #[serde(default)]
     pub grant_ids: Vec<GrantId>,
+    /// The request whose start or deadline came: for a `start` or a
+    /// `request_expiry`.
+    #[serde(default)]
+    pub request_id: Option<RequestId>,
+}
+
+/// What a timer says came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A grant reached its `expires_at`: the ledger records its expiry.
+    #[default]
+    Expiry,
+    /// A scheduled request's start came: the ledger issues its grant.
+    Start,
+    /// A request waiting for approvers reached its request TTL: the ledger
+    /// records it expired.
+    RequestExpiry,
 }
 
 /// The most grants one timer message names: [`FETCH_MAX`] such messages
@@ -316,20 +345,59 @@ pub const TIMER_GRANTS_MAX: usize = grantledger_ledger::BATCH_INPUTS_MAX / FETCH
 const _: () = assert!(TIMER_GRANTS_MAX >= 1);
 
 impl TimerInput {
-    /// The grants named, or why the message names none or too many.
-    fn grants(self) -> Result<Vec<GrantId>, (String, String)> {
-        let grants: Vec<GrantId> = self.grant_id.into_iter().chain(self.grant_ids).collect();
-        if grants.is_empty() {
-            return Err(("malformed_timer".into(), "a timer names `grant_id` or `grant_ids`; this one names no grant".into()));
+    /// The commands the timer asks for (one per grant for an `expiry`, else
+    /// one), or why it is refused (a timer that names the wrong id for its
+    /// kind, no grant, or too many).
+    pub fn commands(self) -> Result<Vec<Command>, (String, String)> {
+        let missing = |kind: &str, field: &str| {
+            (
+                "missing_field".to_owned(),
+                format!("a timer of kind `{kind}` must name its `{field}`"),
+            )
+        };
+        let extra = |kind: &str, field: &str, value: &str| {
+            (
+                "unknown_field".to_owned(),
+                format!("a timer of kind `{kind}` names no `{field}`: got `{value}`"),
+            )
+        };
+        match self.kind {
+            TimerKind::Expiry => {
+                if let Some(request_id) = &self.request_id {
+                    return Err(extra("expiry", "request_id", request_id.as_str()));
+                }
+                let grants: Vec<GrantId> = self.grant_id.into_iter().chain(self.grant_ids).collect();
+                if grants.is_empty() {
+                    return Err(missing("expiry", "grant_id` or `grant_ids"));
+                }
+                if grants.len() > TIMER_GRANTS_MAX {
+                    return Err((
+                        "malformed_timer".into(),
+                        format!("a timer names at most {TIMER_GRANTS_MAX} grants; this one names {}", grants.len()),
+                    ));
+                }
+                Ok(grants.into_iter().map(|grant_id| Command::Expire { grant_id }).collect())
+            }
+            TimerKind::Start | TimerKind::RequestExpiry => {
+                let kind = if self.kind == TimerKind::Start { "start" } else { "request_expiry" };
+                if let Some(grant_id) = self.grant_id.as_ref().or(self.grant_ids.first()) {
+                    return Err(extra(kind, "grant_id", grant_id.as_str()));
+                }
+                let request_id = self.request_id.ok_or_else(|| missing(kind, "request_id"))?;
+                Ok(vec![if self.kind == TimerKind::Start {
+                    Command::Start { request_id }
+                } else {
+                    Command::ExpireRequest { request_id }
+                }])
+            }
         }
-        if grants.len() > TIMER_GRANTS_MAX {
-            return Err((
-                "malformed_timer".into(),
-                format!("a timer names at most {TIMER_GRANTS_MAX} grants; this one names {}", grants.len()),
-            ));
-        }
-        Ok(grants)
     }
+}
+
+/// The JSON Schema of [`TimerInput`]. `schemas/timer.schema.json` holds it;
+/// a test keeps it current.
+pub fn timer_schema() -> schemars::Schema {
+    schemars::schema_for!(TimerInput)
 }
 
 /// Why the service stopped.
@@ -777,22 +845,18 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
     })
 }
 
-/// A timer message naming several grants: each expiry staged as its own
-/// input. One refused (the grant was revoked meanwhile, or is unknown) is
-/// harmless and logged; the message is refused as a whole, naming the
-/// first refusal, only when none was staged.
-fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, grants: Vec<GrantId>, causation: &Causation) -> Fate {
+/// A timer message's commands (several expiries, or one start or request
+/// expiry), each staged as its own input. One refused (the grant was
+/// revoked meanwhile, say) is harmless and logged; the message is refused
+/// as a whole, naming the first refusal, only when none was staged.
+fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, commands: Vec<Command>, causation: &Causation) -> Fate {
     let mut sequences = Vec::new();
     let mut first_refusal = None;
-    for grant_id in grants {
-        match batch.stage(Input {
-            command: Command::Expire { grant_id: grant_id.clone() },
-            producer: "expiry-timer".to_owned(),
-            causation: causation.clone(),
-        }) {
+    for command in commands {
+        match batch.stage(Input { command, producer: "expiry-timer".to_owned(), causation: causation.clone() }) {
             Ok(staged) => sequences.extend((0..staged.events.len() as u64).map(|i| staged.sequence_first + i)),
             Err(rejection) => {
-                tracing::debug!(grant = %grant_id, %rejection, "timer refused");
+                tracing::debug!(%rejection, "timer refused");
                 first_refusal.get_or_insert(rejection);
             }
         }
@@ -1154,13 +1218,13 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
     let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
     let causation = Causation::Input(format!("{GRANT_INPUT_STREAM}:{stream_sequence}"));
     if input.kind == InputKind::Timer {
-        let grants = serde_json::from_slice::<TimerInput>(&message.payload)
+        let commands = serde_json::from_slice::<TimerInput>(&message.payload)
             .map_err(named_json_error)
-            .and_then(TimerInput::grants);
-        return match grants {
-            // INVARIANT: FETCH_MAX messages of TIMER_GRANTS_MAX grants fit
+            .and_then(TimerInput::commands);
+        return match commands {
+            // INVARIANT: FETCH_MAX messages of TIMER_GRANTS_MAX commands fit
             // one batch, so there is room for these.
-            Ok(grants) => decide_timers(batch, grants, &causation),
+            Ok(commands) => decide_timers(batch, commands, &causation),
             Err((reason, detail)) => rejected(&reason, detail),
         };
     }
@@ -1175,7 +1239,10 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
             }
             Some(request.request_id.as_str().to_owned())
         }
-        Command::Approve { request_id, .. } | Command::Deny { request_id, .. } => Some(request_id.as_str().to_owned()),
+        Command::Approve { request_id, .. }
+        | Command::Deny { request_id, .. }
+        | Command::Start { request_id }
+        | Command::ExpireRequest { request_id } => Some(request_id.as_str().to_owned()),
         _ => None,
     };
     if !batch.is_empty() && batch.is_full() {

@@ -21,7 +21,9 @@
 //!
 //! expiry-timers also has duties of its own, run between batches: the
 //! timers that came due go to the ledger on `grants.timers.<tenant>` (which
-//! records `GrantRevoked{expired}`), and each committed revocation in its
+//! records `GrantRevoked{expired}` for a grant's expiry, issues a scheduled
+//! request's grant at its start, and records `RequestExpired` for a request
+//! that waited for approvers past its request TTL), and each committed revocation in its
 //! outbox is published as an [`ExpiryNotice`] on
 //! `grants.expiry.<tenant>.<resource_kind>` (`Nats-Msg-Id`
 //! `<tenant>:expiry:<grant_id>`), removed from the outbox only once its
@@ -40,7 +42,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use grantledger_events::{Committed, PrincipalId, RequestId, ResourceId, Timestamp};
 use grantledger_projector::{
-    AuditEvidence, CurrentGrants, ExpiryTimers, FindingRules, PROJECTION_NAMES, Projection,
+    AuditEvidence, CurrentGrants, DueTimer, ExpiryTimers, FindingRules, PROJECTION_NAMES, Projection,
     Projector, ProjectorError,
 };
 use serde::{Deserialize, Serialize};
@@ -899,7 +901,8 @@ fn unknown_query(query: &str, known: &[&str]) -> String {
 }
 
 impl Served for CurrentGrants {
-    const QUERIES: &'static [&'static str] = &["check", "grants", "holders", "pending"];
+    const QUERIES: &'static [&'static str] =
+        &["check", "grants", "holders", "pending", "scheduled"];
 
     fn answer(
         projector: &Projector<Self>,
@@ -930,6 +933,10 @@ impl Served for CurrentGrants {
             })),
             "pending" => Ok(serde_json::json!({
                 "pending": json(projector.pending(q.limit()))?,
+                "as_of_sequence": cursor,
+            })),
+            "scheduled" => Ok(serde_json::json!({
+                "scheduled": json(projector.scheduled(q.limit()))?,
                 "as_of_sequence": cursor,
             })),
             other => Err(unknown_query(other, Self::QUERIES)),
@@ -999,12 +1006,14 @@ impl Served for ExpiryTimers {
     }
 }
 
-/// Sends the timers that came due to the ledger, through JetStream, up to
-/// `TIMER_GRANTS_MAX` grants to a message, in batches of
-/// [`EXPIRY_BATCH_MAX`] timers whose PubAcks are awaited together, at
-/// most [`EXPIRY_ROUND_MAX`] in one round. A timer lost or refused is sent
-/// again on a later pass; the ledger refuses the expiry of a grant already
-/// revoked, so a repeat is harmless.
+/// Sends the timers that came due to the ledger (expiries, scheduled starts,
+/// request expiries), through JetStream, expiries up to `TIMER_GRANTS_MAX`
+/// grants to a message, in batches of [`EXPIRY_BATCH_MAX`] timers whose
+/// PubAcks are awaited together, at most [`EXPIRY_ROUND_MAX`] in one round.
+/// A timer lost or refused is sent again on a later pass; the ledger refuses
+/// the expiry of a grant already revoked, the start of a request already
+/// started and the expiry of a request no longer pending, so a repeat is
+/// harmless.
 async fn send_timers(
     projector: &RwLock<Projector<ExpiryTimers>>,
     context: &Context,
@@ -1015,19 +1024,35 @@ async fn send_timers(
         let now = context.config.clock.now();
         let due = blocking(|| write(projector).due(now, EXPIRY_BATCH_MAX))
             .map_err(|error| error.to_string())?;
-        // Several grants to a message: the ledger stages each expiry as its
-        // own input, and a storm costs a fraction of the messages.
-        let mut acks = Vec::with_capacity(due.len().div_ceil(TIMER_GRANTS_MAX));
-        for timers in due.chunks(TIMER_GRANTS_MAX) {
-            let grant_ids: Vec<_> = timers.iter().map(|timer| &timer.grant_id).collect();
-            let body = serde_json::to_vec(&serde_json::json!({ "grant_ids": grant_ids }))
-                .expect("serializable");
+        // Several expiries to a message: the ledger stages each as its own
+        // input, and a storm costs a fraction of the messages. Starts and
+        // request expiries go one to a message.
+        let mut bodies = Vec::new();
+        let mut grant_ids = Vec::new();
+        for timer in &due {
+            match timer {
+                DueTimer::Expiry { grant_id, .. } => {
+                    grant_ids.push(grant_id);
+                    if grant_ids.len() == TIMER_GRANTS_MAX {
+                        let ids = std::mem::take(&mut grant_ids);
+                        bodies.push((serde_json::json!({ "grant_ids": ids }), ids.len()));
+                    }
+                }
+                other => bodies.push((other.body(), 1)),
+            }
+        }
+        if !grant_ids.is_empty() {
+            bodies.push((serde_json::json!({ "grant_ids": grant_ids }), grant_ids.len()));
+        }
+        let mut acks = Vec::with_capacity(bodies.len());
+        for (body, timers) in bodies {
+            let body = serde_json::to_vec(&body).expect("serializable");
             let ack = context
                 .jetstream
                 .publish(subject.clone(), body.into())
                 .await
                 .map_err(|error| error.to_string())?;
-            acks.push((ack, timers.len()));
+            acks.push((ack, timers));
         }
         for (ack, timers) in acks {
             ack.await.map_err(|error| error.to_string())?;

@@ -13,7 +13,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use futures::StreamExt;
 use grantledger_nats::ledger_service::{
-    REPLY_TO_HEADER, RejectionNotice, SIGNAL_SCHEMA_FILE, ServiceConfig, ServiceReceipt, run, signal_schema,
+    REPLY_TO_HEADER, RejectionNotice, SIGNAL_SCHEMA_FILE, ServiceConfig, ServiceReceipt, TIMER_SCHEMA_FILE, TimerInput,
+    run, signal_schema, timer_schema,
 };
 use grantledger_nats::ledger_service::TIMER_GRANTS_MAX;
 use grantledger_nats::{Clock, LEDGER_EVENTS_STREAM, rejections_subject, requests_subject, signals_subject, timers_subject};
@@ -395,7 +396,7 @@ async fn one_timer_message_expires_several_grants_and_a_bad_one_is_refused_by_na
 
     // No grant, or more than a batch allows: malformed, named.
     for (body, says) in [
-        (r#"{"grant_ids":[]}"#.to_owned(), "names no grant".to_owned()),
+        (r#"{"grant_ids":[]}"#.to_owned(), "must name its `grant_id` or `grant_ids`".to_owned()),
         (
             serde_json::json!({ "grant_ids": (0..=TIMER_GRANTS_MAX).map(|i| format!("grant:x{i}")).collect::<Vec<_>>() })
                 .to_string(),
@@ -403,9 +404,61 @@ async fn one_timer_message_expires_several_grants_and_a_bad_one_is_refused_by_na
         ),
     ] {
         let refused = running.send(timers.clone(), body).await;
-        assert_eq!(refused.reason.as_deref(), Some("malformed_timer"), "{refused:?}");
+        assert_eq!(refused.status, "rejected", "{refused:?}");
         assert!(refused.detail.as_deref().unwrap_or_default().contains(&says), "{refused:?}");
     }
     assert_eq!(running.events_held().await, 13);
     running.stop().await;
+}
+
+#[test]
+fn timer_schema_is_current_and_timers_parse_old_and_new_bodies() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(TIMER_SCHEMA_FILE);
+    let generated = serde_json::to_value(timer_schema()).unwrap();
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    if serde_json::from_str::<serde_json::Value>(&stored).ok().as_ref() != Some(&generated) {
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            std::fs::write(&path, grantledger_events::schema::render(&timer_schema())).unwrap();
+        } else {
+            panic!("`{}` is out of date: run with UPDATE_SCHEMAS=1 and review the diff", path.display());
+        }
+    }
+    let text = generated.to_string();
+    for kind in ["expiry", "start", "request_expiry"] {
+        assert!(text.contains(&format!("\"{kind}\"")), "no `{kind}` in {text}");
+    }
+
+    use grantledger_core::Command;
+    let command = |body: &str| serde_json::from_str::<TimerInput>(body).map_err(|e| e.to_string())?.commands().map_err(|(reason, detail)| format!("{reason}: {detail}"));
+    let rid = |id: &str| grantledger_events::RequestId::new(id).unwrap();
+    // The body every ledger has read: an expiry.
+    let gid = |id: &str| grantledger_events::GrantId::new(id).unwrap();
+    assert_eq!(command(r#"{"grant_id":"grant:r1"}"#).unwrap(), [Command::Expire { grant_id: gid("grant:r1") }]);
+    // Several expiries in one message.
+    assert_eq!(
+        command(r#"{"grant_ids":["grant:r1","grant:r2"]}"#).unwrap(),
+        [Command::Expire { grant_id: gid("grant:r1") }, Command::Expire { grant_id: gid("grant:r2") }]
+    );
+    assert_eq!(
+        command(r#"{"grant_id":"grant:r1","kind":"expiry"}"#).unwrap(),
+        command(r#"{"grant_id":"grant:r1"}"#).unwrap()
+    );
+    assert_eq!(command(r#"{"request_id":"r1","kind":"start"}"#).unwrap(), [Command::Start { request_id: rid("r1") }]);
+    assert_eq!(
+        command(r#"{"request_id":"r1","kind":"request_expiry"}"#).unwrap(),
+        [Command::ExpireRequest { request_id: rid("r1") }]
+    );
+    // The wrong id for the kind, or none, is refused by name.
+    for (body, named) in [
+        (r#"{"request_id":"r1"}"#, "request_id"),
+        (r#"{"kind":"start"}"#, "request_id"),
+        (r#"{"grant_id":"grant:r1","kind":"start"}"#, "grant:r1"),
+        (r#"{"grant_ids":["grant:r2"],"kind":"request_expiry"}"#, "grant:r2"),
+        (r#"{"kind":"expiry"}"#, "grant_id"),
+        (r#"{"request_id":"r1","kind":"begin"}"#, "begin"),
+        (r#"{"request_id":"r1","kind":"start","color":"red"}"#, "color"),
+    ] {
+        let error = command(body).unwrap_err();
+        assert!(error.contains(named), "{body}: {error}");
+    }
 }

@@ -160,7 +160,7 @@ fn storm(live: u64, expiring: u64) {
         if batch.is_empty() {
             break;
         }
-        due.extend(batch.into_iter().map(|timer| timer.grant_id));
+        due.extend(batch.into_iter().filter_map(|timer| timer.grant_id().cloned()));
     }
     let due_time = started.elapsed();
     assert_eq!(

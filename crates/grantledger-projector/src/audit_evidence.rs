@@ -23,6 +23,11 @@
 //!   offboarded principal's own grants at once; its workloads' grants are
 //!   for people to review and revoke in time.
 //!
+//! A request with a scheduled start shows as `scheduled_request` (the
+//! request and its `starts_at`); its issuance, by the start timer, at or
+//! after it. A request that lapsed without a grant ends its chain with
+//! `request_expiry` (why, and the deadline that passed).
+//!
 //! Self-approval attempts are not findings: the ledger refuses them, so
 //! they never reach the log. An identity refusal (`IdentityRefused`) is in
 //! its request's evidence.
@@ -46,7 +51,8 @@
 
 use grantledger_events::{
     ApprovalVerdict, Committed, DecisionOutcome, EntitlementId, Event, GrantId, Principal,
-    PrincipalId, RequestId, ResourceId, ReviewVerdict, RevocationReason, Timestamp,
+    PrincipalId, RequestExpiryReason, RequestId, ResourceId, ReviewVerdict, RevocationReason,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -229,6 +235,33 @@ pub enum Evidence {
         reason: String,
         /// What was wrong.
         detail: String,
+    },
+    /// A request with a scheduled start (a maintenance window): who, what,
+    /// why, and when its grant is to be issued, not before.
+    ScheduledRequest {
+        /// Who asked.
+        principal: Principal,
+        /// Which entitlement.
+        entitlement: EntitlementId,
+        /// On what.
+        resource: ResourceId,
+        /// Which actions.
+        actions: Vec<String>,
+        /// Why, in the requester's words.
+        justification: String,
+        /// The ticket, if any.
+        ticket: Option<String>,
+        /// The TTL asked for, counted from the start.
+        ttl_requested_ms: Option<i64>,
+        /// The scheduled start.
+        starts_at: Timestamp,
+    },
+    /// The request lapsed without a grant.
+    RequestExpiry {
+        /// Why: `request_ttl`, `start_window_passed`, `principal_offboarded`.
+        reason: RequestExpiryReason,
+        /// The deadline that passed.
+        expired_at: Timestamp,
     },
 }
 
@@ -486,9 +519,8 @@ impl Projection for AuditEvidence {
                     key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]),
                     &open,
                 );
-                (
-                    e.request_id.clone(),
-                    Evidence::Request {
+                let evidence = match e.starts_at {
+                    None => Evidence::Request {
                         principal: e.principal.clone(),
                         entitlement: e.entitlement.clone(),
                         resource: e.resource.clone(),
@@ -497,7 +529,18 @@ impl Projection for AuditEvidence {
                         ticket: e.ticket.clone(),
                         ttl_requested_ms: e.ttl_requested_ms,
                     },
-                )
+                    Some(starts_at) => Evidence::ScheduledRequest {
+                        principal: e.principal.clone(),
+                        entitlement: e.entitlement.clone(),
+                        resource: e.resource.clone(),
+                        actions: e.actions.clone(),
+                        justification: e.justification.clone(),
+                        ticket: e.ticket.clone(),
+                        ttl_requested_ms: e.ttl_requested_ms,
+                        starts_at,
+                    },
+                };
+                (e.request_id.clone(), evidence)
             }
             Event::DecisionRecorded(e) => {
                 match e.outcome {
@@ -543,6 +586,16 @@ impl Projection for AuditEvidence {
                         reason: e.reason.clone(),
                         ttl_ms: e.ttl_ms,
                         catalog_hash: catalog.map(|(hash, _)| hash),
+                    },
+                )
+            }
+            Event::RequestExpired(e) => {
+                txn.delete(key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]));
+                (
+                    e.request_id.clone(),
+                    Evidence::RequestExpiry {
+                        reason: e.reason,
+                        expired_at: e.expired_at,
                     },
                 )
             }

@@ -1,6 +1,8 @@
 //! current-grants: the grants in force, by principal and by resource,
-//! reference-counted effective access, and the requests waiting for
-//! approvers. Answers `check(principal, action, resource, at)`.
+//! reference-counted effective access, the requests waiting for approvers,
+//! and the decided requests waiting for their scheduled start. Answers
+//! `check(principal, action, resource, at)`: a scheduled request gives
+//! nothing before its grant is issued.
 //!
 //! Only unrevoked grants are kept (a revoked grant is deleted with its index
 //! entries), so the store grows with the live grants, not with history;
@@ -19,6 +21,9 @@
 //!   closed).
 //! - `0x15` decision sequence → a request waiting for approvers, oldest
 //!   first.
+//! - `0x16` starts_at, request id → a decided request waiting for its
+//!   scheduled start, earliest first.
+//! - `0x17` request id → the scheduled start an open request asked for.
 
 use grantledger_events::{
     ApprovalVerdict, Committed, DecisionOutcome, EntitlementId, Event, GrantId, Principal,
@@ -39,6 +44,8 @@ const TABLE_BY_RESOURCE: u8 = 0x12;
 const TABLE_ACCESS: u8 = 0x13;
 const TABLE_OPEN_REQUEST: u8 = 0x14;
 const TABLE_PENDING: u8 = 0x15;
+const TABLE_SCHEDULED: u8 = 0x16;
+const TABLE_START: u8 = 0x17;
 
 /// The current-grants projection.
 #[derive(Debug, Default)]
@@ -88,6 +95,27 @@ pub struct PendingApproval {
     pub approvals: Vec<PrincipalId>,
 }
 
+/// A decided request waiting for its scheduled start: allowed by policy,
+/// or approved by enough approvers, its grant issued when `starts_at` comes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledStart {
+    /// The request.
+    pub request_id: RequestId,
+    /// Who asks.
+    pub principal: Principal,
+    /// Which entitlement.
+    pub entitlement: EntitlementId,
+    /// On what.
+    pub resource: ResourceId,
+    /// When its grant is to be issued.
+    pub starts_at: Timestamp,
+    /// Approved by people rather than allowed by policy alone.
+    pub approved: bool,
+    /// The sequence of the record that decided it (the decision, or the
+    /// last approval).
+    pub decided_sequence: u64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct GrantTerms {
     issued_at: Timestamp,
@@ -124,6 +152,9 @@ impl Projection for CurrentGrants {
     fn apply(&mut self, txn: &mut Txn<'_>, committed: &Committed) -> Result<(), ProjectorError> {
         match &committed.envelope.event {
             Event::RequestSubmitted(e) => {
+                if let Some(starts_at) = e.starts_at {
+                    txn.put_value(start_key(&e.request_id), &starts_at);
+                }
                 txn.put_value(
                     key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]),
                     &OpenRequest {
@@ -160,9 +191,17 @@ impl Projection for CurrentGrants {
                         open.pending_sequence = Some(committed.sequence);
                         txn.put_value(open_key, &open);
                     }
-                    // An allowed request's grant follows; what it asked is
-                    // in the GrantIssued event, so nothing need be kept.
-                    DecisionOutcome::Allow | DecisionOutcome::Deny => txn.delete(open_key),
+                    // An allowed request's grant follows (now, or at its
+                    // scheduled start); what it asked is in the GrantIssued
+                    // event, so nothing need be kept.
+                    DecisionOutcome::Allow => {
+                        schedule(txn, &e.request_id, &open, false, committed.sequence)?;
+                        txn.delete(open_key);
+                    }
+                    DecisionOutcome::Deny => {
+                        txn.delete(open_key);
+                        txn.delete(start_key(&e.request_id));
+                    }
                 }
             }
             Event::ApprovalRecorded(e) => {
@@ -170,6 +209,13 @@ impl Projection for CurrentGrants {
                 let open: OpenRequest = txn
                     .get_value(&open_key)?
                     .ok_or_else(|| request_unknown(&e.request_id, "an approval"))?;
+                if open.pending_sequence.is_none() && e.verdict == ApprovalVerdict::Deny {
+                    // An approved request refused before its scheduled
+                    // start: cancelled.
+                    txn.delete(open_key);
+                    unschedule(txn, &e.request_id)?;
+                    return Ok(());
+                }
                 let Some(sequence) = open.pending_sequence else {
                     return Err(ProjectorError::new(
                         ProjectorErrorKind::Inconsistent,
@@ -185,13 +231,34 @@ impl Projection for CurrentGrants {
                             txn.get_value(&pending_key(sequence))?
                                 .ok_or_else(|| request_unknown(&e.request_id, "an approval"))?;
                         pending.approvals.push(e.approver.clone());
-                        txn.put_value(pending_key(sequence), &pending);
+                        if pending.approvals.len() >= pending.approvers_required as usize {
+                            // Approved: no longer waiting for approvers. Its
+                            // grant follows, now or at its scheduled start.
+                            txn.delete(pending_key(sequence));
+                            let mut open = open;
+                            open.pending_sequence = None;
+                            schedule(txn, &e.request_id, &open, true, committed.sequence)?;
+                            txn.put_value(open_key, &open);
+                        } else {
+                            txn.put_value(pending_key(sequence), &pending);
+                        }
                     }
                     ApprovalVerdict::Deny => {
                         txn.delete(pending_key(sequence));
                         txn.delete(open_key);
+                        txn.delete(start_key(&e.request_id));
                     }
                 }
+            }
+            Event::RequestExpired(e) => {
+                let open_key = key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]);
+                if let Some(open) = txn.get_value::<OpenRequest>(&open_key)? {
+                    if let Some(sequence) = open.pending_sequence {
+                        txn.delete(pending_key(sequence));
+                    }
+                    txn.delete(open_key);
+                }
+                unschedule(txn, &e.request_id)?;
             }
             Event::GrantIssued(e) => {
                 let open_key = key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]);
@@ -201,6 +268,7 @@ impl Projection for CurrentGrants {
                     }
                     txn.delete(open_key);
                 }
+                unschedule(txn, &e.request_id)?;
                 let mut actions = e.actions.clone();
                 actions.sort();
                 actions.dedup();
@@ -376,6 +444,18 @@ impl Projector<CurrentGrants> {
             .collect()
     }
 
+    /// Decided requests waiting for their scheduled start, earliest start
+    /// first, at most `limit` (capped at [`QUERY_ITEMS_MAX`]). None of them
+    /// gives access before its grant is issued.
+    pub fn scheduled(&self, limit: usize) -> Result<Vec<ScheduledStart>, ProjectorError> {
+        let scan = [TABLE_SCHEDULED];
+        self.store
+            .scan(&scan, &scan, limit.min(QUERY_ITEMS_MAX))?
+            .into_iter()
+            .map(|(key, value)| decode_value(&key, &value))
+            .collect()
+    }
+
     fn load_grants(&self, grant_ids: Vec<Vec<u8>>) -> Result<Vec<ActiveGrant>, ProjectorError> {
         grant_ids
             .into_iter()
@@ -405,6 +485,53 @@ fn index_grant(txn: &mut Txn<'_>, grant: &ActiveGrant) -> Result<(), ProjectorEr
         txn.put_value(access_key, &(count + 1));
     }
     Ok(())
+}
+
+/// Lists a request just decided (allowed, or approved) as waiting for its
+/// scheduled start, when it asked for one. A start already come is issued
+/// in the same input, and its GrantIssued removes it again.
+fn schedule(
+    txn: &mut Txn<'_>,
+    request_id: &RequestId,
+    open: &OpenRequest,
+    approved: bool,
+    sequence: u64,
+) -> Result<(), ProjectorError> {
+    if let Some(starts_at) = txn.get_value::<Timestamp>(&start_key(request_id))? {
+        txn.put_value(
+            scheduled_key(starts_at, request_id),
+            &ScheduledStart {
+                request_id: request_id.clone(),
+                principal: open.principal.clone(),
+                entitlement: open.entitlement.clone(),
+                resource: open.resource.clone(),
+                starts_at,
+                approved,
+                decided_sequence: sequence,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Forgets a request's scheduled start: it was granted or closed.
+fn unschedule(txn: &mut Txn<'_>, request_id: &RequestId) -> Result<(), ProjectorError> {
+    if let Some(starts_at) = txn.get_value::<Timestamp>(&start_key(request_id))? {
+        txn.delete(scheduled_key(starts_at, request_id));
+        txn.delete(start_key(request_id));
+    }
+    Ok(())
+}
+
+fn start_key(request_id: &RequestId) -> Vec<u8> {
+    key(TABLE_START, &[request_id.as_str().as_bytes()])
+}
+
+fn scheduled_key(starts_at: Timestamp, request_id: &RequestId) -> Vec<u8> {
+    let mut out = vec![TABLE_SCHEDULED];
+    out.extend_from_slice(&crate::store::time_part(starts_at.0));
+    out.extend_from_slice(request_id.as_str().as_bytes());
+    out
 }
 
 fn terms(grant: &ActiveGrant) -> GrantTerms {

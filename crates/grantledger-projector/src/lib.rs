@@ -9,10 +9,10 @@
 //!   buffering out-of-order events. [`Projector::digest`] hashes the state
 //!   at the cursor; [`rebuild_from_log`] is the offline rebuild.
 //! - [`CurrentGrants`]: active grants by principal and resource, counted
-//!   effective access, pending approvals, and `check`.
-//! - [`ExpiryTimers`]: the persistent `(expires_at, grant)` index, the timers
-//!   due to the ledger, the outbox of revocations to publish, and the
-//!   revocation debt.
+//!   effective access, pending approvals, scheduled starts, and `check`.
+//! - [`ExpiryTimers`]: the persistent `(expires_at, grant)` index and the
+//!   index of scheduled starts and request deadlines, the timers due to the
+//!   ledger, the outbox of revocations to publish, and the revocation debt.
 //! - [`AuditEvidence`]: each grant's chain of evidence, the time index behind
 //!   `why`, and findings.
 //!
@@ -34,7 +34,9 @@ pub use audit_evidence::{
     ANSWER_GRANTS_MAX, AccessAnswer, AuditEvidence, EVIDENCE_ITEMS_MAX, Evidence, EvidenceItem,
     Finding, FindingRules, Findings, GrantEvidence, SCAN_ENTRIES_MAX, WhyAnswer,
 };
-pub use current_grants::{ActiveGrant, CurrentGrants, PendingApproval, QUERY_ITEMS_MAX};
+pub use current_grants::{
+    ActiveGrant, CurrentGrants, PendingApproval, QUERY_ITEMS_MAX, ScheduledStart,
+};
 pub use error::{ProjectorError, ProjectorErrorKind};
 pub use expiry_timers::{
     DUE_BATCH_MAX, DebtItem, DueTimer, ExpiryTimers, Publication, TIMER_RESEND_AFTER_MS,

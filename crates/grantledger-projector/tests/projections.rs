@@ -379,7 +379,7 @@ fn expiry_timers_agree_with_the_core_state_on_a_simulated_log() {
         .due(now, 10_000)
         .unwrap()
         .into_iter()
-        .map(|t| t.grant_id)
+        .map(|t| t.grant_id().cloned().expect("the workload schedules no start"))
         .collect();
     let expected: BTreeSet<_> = state.due_expiries(now, 100_000).into_iter().collect();
     assert!(!expected.is_empty());
@@ -451,11 +451,11 @@ fn a_storm_of_100000_expiries_in_one_second_is_handed_out_once_in_bounded_batche
             break;
         }
         for timer in batch {
-            assert!(timer.expires_at <= now);
+            assert!(timer.at() <= now);
+            let grant_id = timer.grant_id().expect("an expiry").clone();
             assert!(
-                seen.insert(timer.grant_id.clone()),
-                "`{}` handed out twice",
-                timer.grant_id
+                seen.insert(grant_id.clone()),
+                "`{grant_id}` handed out twice"
             );
         }
     }
@@ -784,6 +784,7 @@ fn submitted(request: &str, principal: &str, justification: &str) -> Event {
         justification: justification.into(),
         ticket: None,
         ttl_requested_ms: None,
+        starts_at: None,
     })
 }
 
@@ -1108,4 +1109,304 @@ fn an_identity_refusal_is_in_its_requests_evidence_before_a_later_decision() {
     all.push(offboarding);
     clean_digest::<CurrentGrants>(&all);
     clean_digest::<ExpiryTimers>(&all);
+}
+
+// ---- scheduled starts and request expiries ----
+
+/// A catalog whose approver-gated entry has a request TTL of one day.
+const SCHEDULE_CATALOG: &str = r#"
+[groups]
+dba = ["dana", "dmitri", "dora"]
+
+[[entitlement]]
+id = "db-read"
+resource = "db/prod/*"
+actions = ["read"]
+ttl_default_s = 3600
+ttl_max_s = 28800
+principal_kinds = ["human"]
+approval = "auto"
+
+[[entitlement]]
+id = "db-write"
+resource = "db/prod/*"
+actions = ["write"]
+ttl_default_s = 1800
+ttl_max_s = 7200
+principal_kinds = ["human"]
+approval = { approvers = 2, group = "dba" }
+request_ttl_s = 86400
+"#;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+fn schedule_request(id: &str, entitlement: &str, starts_at: Option<Timestamp>) -> grantledger_core::Command {
+    grantledger_core::Command::Submit(grantledger_events::SubmitRequest {
+        request_id: RequestId::new(id).unwrap(),
+        tenant: grantledger_events::TenantId::new("sim").unwrap(),
+        principal: human("alice"),
+        entitlement: EntitlementId::new(entitlement).unwrap(),
+        resource: ResourceId::new("db/prod/orders").unwrap(),
+        actions: vec![if entitlement == "db-read" { "read" } else { "write" }.into()],
+        justification: "maintenance window".into(),
+        ticket: None,
+        ttl_ms: None,
+        starts_at_ms: starts_at.map(|at| at.0),
+        groups: Vec::new(),
+        context: Default::default(),
+        identity_token: None,
+    })
+}
+
+/// Decides and commits `commands` in one batch at `now`; returns the
+/// committed records.
+fn run_batch(
+    ledger: &mut grantledger_ledger::Ledger,
+    now: Timestamp,
+    commands: Vec<grantledger_core::Command>,
+) -> Vec<Committed> {
+    let mut batch = ledger.begin(now).unwrap();
+    for command in commands {
+        let name = command.name();
+        batch
+            .stage(grantledger_ledger::Input {
+                command,
+                producer: "test".into(),
+                causation: grantledger_events::Causation::Timer,
+            })
+            .unwrap_or_else(|rejection| panic!("`{name}` refused: {rejection}"));
+    }
+    batch.commit_records().unwrap().1
+}
+
+fn timer_names(timers: &[grantledger_projector::DueTimer]) -> BTreeSet<String> {
+    timers
+        .iter()
+        .map(|timer| match timer {
+            grantledger_projector::DueTimer::Expiry { grant_id, .. } => format!("expiry {grant_id}"),
+            grantledger_projector::DueTimer::Start { request_id, .. } => format!("start {request_id}"),
+            grantledger_projector::DueTimer::RequestExpiry { request_id, .. } => {
+                format!("request_expiry {request_id}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
+    use grantledger_core::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let options = grantledger_log::LogOptions {
+        sync: false,
+        ..grantledger_log::LogOptions::default()
+    };
+    let mut ledger = grantledger_ledger::Ledger::create(
+        &dir.path().join("log"),
+        grantledger_events::TenantId::new("sim").unwrap(),
+        options,
+    )
+    .unwrap();
+    let approve = |id: &str, who: &str| Command::Approve {
+        request_id: RequestId::new(id).unwrap(),
+        approver: PrincipalId::new(who).unwrap(),
+        comment: "ok".into(),
+    };
+    let mut events = run_batch(
+        &mut ledger,
+        START,
+        vec![Command::PublishCatalog {
+            text: SCHEDULE_CATALOG.into(),
+            published_by: PrincipalId::new("catalog-admin").unwrap(),
+        }],
+    );
+    events.extend(run_batch(
+        &mut ledger,
+        START,
+        vec![
+            // Allowed, to start in two hours and in one.
+            schedule_request("s1", "db-read", Some(START.plus_ms(2 * HOUR))),
+            schedule_request("s2", "db-read", Some(START.plus_ms(HOUR))),
+            // Approved by two DBAs, to start in three hours.
+            schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
+            approve("w1", "dana"),
+            approve("w1", "dmitri"),
+            // Approved, then refused before its start: cancelled.
+            schedule_request("w4", "db-write", Some(START.plus_ms(3 * HOUR))),
+            approve("w4", "dana"),
+            approve("w4", "dmitri"),
+            Command::Deny {
+                request_id: RequestId::new("w4").unwrap(),
+                approver: PrincipalId::new("dora").unwrap(),
+                comment: "window moved".into(),
+            },
+            // Waiting for approvers: expires with the request TTL.
+            schedule_request("w2", "db-write", None),
+            // Waiting, then refused: no timer.
+            schedule_request("w3", "db-write", Some(START.plus_ms(HOUR))),
+            Command::Deny {
+                request_id: RequestId::new("w3").unwrap(),
+                approver: PrincipalId::new("dora").unwrap(),
+                comment: "no".into(),
+            },
+            // Its start already came: granted now, to expire in an hour.
+            schedule_request("p1", "db-read", Some(START.plus_ms(-HOUR))),
+        ],
+    ));
+    let state = ledger.state();
+    let store = tempfile::tempdir().unwrap();
+    let mut timers = Projector::<ExpiryTimers>::open(store.path()).unwrap();
+    timers.apply(&events).unwrap();
+    let mut current = Projector::<CurrentGrants>::open(&store.path().join("current")).unwrap();
+    current.apply(&events).unwrap();
+
+    // Before anything is due, nothing is handed out.
+    assert!(timers.due(START.plus_ms(HOUR - 1), 100).unwrap().is_empty());
+    assert_eq!(timers.next_expiry().unwrap(), Some(START.plus_ms(HOUR)));
+    // Each time, the timers due are the core's: expiries, starts and
+    // request expiries.
+    for (offset, pass) in [(HOUR, 1), (3 * HOUR, 2), (24 * HOUR, 3)] {
+        let now = START.plus_ms(offset);
+        // A new pass each time: the resend interval has passed.
+        let due = timers.due(now.plus_ms(pass * TIMER_RESEND_AFTER_MS), 100).unwrap();
+        let mut expected: BTreeSet<String> = state
+            .due_expiries(now.plus_ms(pass * TIMER_RESEND_AFTER_MS), 100)
+            .iter()
+            .map(|grant| format!("expiry {grant}"))
+            .collect();
+        expected.extend(
+            state
+                .due_starts(now.plus_ms(pass * TIMER_RESEND_AFTER_MS), 100)
+                .iter()
+                .map(|request| format!("start {request}")),
+        );
+        expected.extend(
+            state
+                .due_request_expiries(now.plus_ms(pass * TIMER_RESEND_AFTER_MS), 100)
+                .iter()
+                .map(|request| format!("request_expiry {request}")),
+        );
+        assert_eq!(timer_names(&due), expected, "at +{offset} ms");
+    }
+    let all = timer_names(&timers.due(START.plus_ms(24 * HOUR + 4 * TIMER_RESEND_AFTER_MS), 100).unwrap());
+    let expected: BTreeSet<String> =
+        ["expiry grant:p1", "start s2", "start s1", "start w1", "request_expiry w2"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+    assert_eq!(all, expected);
+    // Each timer's body is what the ledger takes.
+    let due = timers.due(START.plus_ms(24 * HOUR + 5 * TIMER_RESEND_AFTER_MS), 100).unwrap();
+    let bodies: Vec<serde_json::Value> = due.iter().map(|timer| timer.body()).collect();
+    for expected in [
+        serde_json::json!({"kind": "start", "request_id": "s1"}),
+        serde_json::json!({"kind": "request_expiry", "request_id": "w2"}),
+        serde_json::json!({"grant_id": "grant:p1"}),
+    ] {
+        assert!(bodies.contains(&expected), "{expected} not in {bodies:?}");
+    }
+    let start_of_s1 = due
+        .iter()
+        .find(|timer| timer.request_id().is_some_and(|id| id.as_str() == "s1"))
+        .unwrap();
+    assert_eq!(start_of_s1.at(), START.plus_ms(2 * HOUR));
+
+    // current-grants lists the scheduled requests by start, none active.
+    let scheduled: Vec<(String, Timestamp, bool)> = current
+        .scheduled(100)
+        .unwrap()
+        .into_iter()
+        .map(|item| (item.request_id.to_string(), item.starts_at, item.approved))
+        .collect();
+    assert_eq!(
+        scheduled,
+        vec![
+            ("s2".into(), START.plus_ms(HOUR), false),
+            ("s1".into(), START.plus_ms(2 * HOUR), false),
+            ("w1".into(), START.plus_ms(3 * HOUR), true),
+        ]
+    );
+    let pending: Vec<String> = current.pending(100).unwrap().into_iter().map(|p| p.request_id.to_string()).collect();
+    assert_eq!(pending, vec!["w2".to_string()]);
+    let alice = PrincipalId::new("alice").unwrap();
+    let orders = ResourceId::new("db/prod/orders").unwrap();
+    assert!(!current.check(&alice, "write", &orders, START.plus_ms(3 * HOUR)).unwrap());
+
+    // The ledger records what the timers say: starts issue the grants, the
+    // request expires, the early expiry is recorded.
+    let start = |id: &str| Command::Start { request_id: RequestId::new(id).unwrap() };
+    let mut later = run_batch(
+        &mut ledger,
+        START.plus_ms(HOUR),
+        vec![start("s2"), Command::Expire { grant_id: grant_of("p1") }],
+    );
+    later.extend(run_batch(&mut ledger, START.plus_ms(2 * HOUR), vec![start("s1")]));
+    later.extend(run_batch(&mut ledger, START.plus_ms(3 * HOUR), vec![start("w1")]));
+    assert_eq!(
+        ledger.state().grant(&grant_of("w1")).unwrap().expires_at,
+        START.plus_ms(3 * HOUR + 30 * MINUTE),
+        "from the start"
+    );
+    later.extend(run_batch(
+        &mut ledger,
+        START.plus_ms(24 * HOUR),
+        vec![Command::ExpireRequest { request_id: RequestId::new("w2").unwrap() }],
+    ));
+    timers.apply(&later).unwrap();
+    current.apply(&later).unwrap();
+    // Only the new grants' expiries are left; no start or request expiry.
+    let left = timer_names(&timers.due(START.plus_ms(48 * HOUR), 100).unwrap());
+    let expected: BTreeSet<String> = ["expiry grant:s1", "expiry grant:s2", "expiry grant:w1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(left, expected);
+    assert!(current.scheduled(100).unwrap().is_empty());
+    assert!(current.pending(100).unwrap().is_empty(), "the expired request left the pending view");
+    assert!(current.check(&alice, "write", &orders, START.plus_ms(3 * HOUR)).unwrap());
+    assert!(!current.check(&alice, "write", &orders, START.plus_ms(3 * HOUR + 30 * MINUTE)).unwrap());
+
+    // audit-evidence: the chain shows the scheduling, the issue at the
+    // start, and the expiry.
+    let all_events: Vec<Committed> = events.iter().chain(&later).cloned().collect();
+    let audit_dir = tempfile::tempdir().unwrap();
+    let mut audit = Projector::<AuditEvidence>::open(audit_dir.path()).unwrap();
+    audit.apply(&all_events).unwrap();
+    let (chain, _) = audit.evidence(&RequestId::new("w1").unwrap()).unwrap();
+    assert!(
+        matches!(&chain[0].evidence, Evidence::ScheduledRequest { starts_at, .. } if *starts_at == START.plus_ms(3 * HOUR)),
+        "{chain:?}"
+    );
+    let issuance = chain.last().unwrap();
+    assert!(
+        matches!(&issuance.evidence, Evidence::Issuance { issued_at, .. } if *issued_at == START.plus_ms(3 * HOUR)),
+        "{chain:?}"
+    );
+    let (chain, _) = audit.evidence(&RequestId::new("w2").unwrap()).unwrap();
+    assert!(
+        matches!(
+            &chain.last().unwrap().evidence,
+            Evidence::RequestExpiry { reason: grantledger_events::RequestExpiryReason::RequestTtl, expired_at }
+                if *expired_at == START.plus_ms(24 * HOUR)
+        ),
+        "{chain:?}"
+    );
+    // The log replays: every projection's digest is the same in one batch
+    // and in small overlapping ones across restarts.
+    fn small_batches<P: Projection>(events: &[Committed], size: usize) -> Digest {
+        let dir = tempfile::tempdir().unwrap();
+        let mut next = 0;
+        while next < events.len() {
+            let mut projector = Projector::<P>::open(dir.path()).unwrap();
+            let to = (next + size).min(events.len());
+            projector.apply(&events[next.saturating_sub(1)..to]).unwrap();
+            next = to;
+        }
+        Projector::<P>::open(dir.path()).unwrap().digest().unwrap()
+    }
+    for size in [1, 2, 5] {
+        assert_eq!(clean_digest::<ExpiryTimers>(&all_events), small_batches::<ExpiryTimers>(&all_events, size));
+        assert_eq!(clean_digest::<CurrentGrants>(&all_events), small_batches::<CurrentGrants>(&all_events, size));
+        assert_eq!(clean_digest::<AuditEvidence>(&all_events), small_batches::<AuditEvidence>(&all_events, size));
+    }
 }

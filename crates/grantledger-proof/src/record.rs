@@ -6,7 +6,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | `version` (1 or 2: bincode `=2.0.1` standard config, first or second event layout) |
+//! | 0 | 1 | `version` (1, 2 or 3: bincode `=2.0.1` standard config, first, second or third event layout) |
 //! | 1 | 8 | `sequence` (u64, from 1) |
 //! | 9 | 8 | `time_ms` (i64, UTC ms) |
 //! | 17 | 2 | `kind` (u16) |
@@ -41,6 +41,11 @@ pub const VERSION_BINCODE_2_STANDARD: u8 = 1;
 /// their basis; policy sets are published). The record rules are the same.
 pub const VERSION_BINCODE_2_STANDARD_LAYOUT_2: u8 = 2;
 
+/// Header version 3: the same codec, third layout of the events (requests may
+/// carry a scheduled start; lapsed requests are recorded). The record rules are
+/// the same.
+pub const VERSION_BINCODE_2_STANDARD_LAYOUT_3: u8 = 3;
+
 /// Largest body of log format 1, in bytes.
 pub const BODY_BYTES_MAX: u32 = 1 << 20;
 
@@ -72,7 +77,7 @@ pub struct RecordHeader {
 pub enum RecordRule {
     /// Fewer than 87 bytes, or more than [`RECORD_BYTES_MAX`].
     HeaderTruncated,
-    /// `version` is not 1 or 2.
+    /// `version` is not 1, 2 or 3.
     UnknownVersion,
     /// `sequence` is 0.
     SequenceZero,
@@ -159,11 +164,12 @@ pub fn check_record(record: &[u8]) -> Result<RecordHeader, RecordError> {
     };
     if header.version != VERSION_BINCODE_2_STANDARD
         && header.version != VERSION_BINCODE_2_STANDARD_LAYOUT_2
+        && header.version != VERSION_BINCODE_2_STANDARD_LAYOUT_3
     {
         return Err(error(
             RecordRule::UnknownVersion,
             format!(
-                "header version `{}` is not `1` or `2`, the versions of the log format",
+                "header version `{}` is not `1`, `2` or `3`, the versions of the log format",
                 header.version
             ),
         ));

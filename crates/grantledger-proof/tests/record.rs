@@ -89,7 +89,7 @@ fn broken_records_name_the_rule_of_the_log_format() {
         (good[..86].to_vec(), RecordRule::HeaderTruncated),
         (
             with(&|b| {
-                b[0] = 3;
+                b[0] = 4;
                 rehash(b)
             }),
             RecordRule::UnknownVersion,

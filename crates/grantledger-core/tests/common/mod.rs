@@ -159,9 +159,18 @@ pub fn req(
         justification: "investigating INC-42".to_string(),
         ticket: None,
         ttl_ms: None,
+        starts_at_ms: None,
         groups: Vec::new(),
         context: Default::default(),
         identity_token: None,
+    }
+}
+
+/// `request` with a scheduled start at `starts_at`.
+pub fn starting(request: SubmitRequest, starts_at: Timestamp) -> SubmitRequest {
+    SubmitRequest {
+        starts_at_ms: Some(starts_at.0),
+        ..request
     }
 }
 
@@ -229,6 +238,18 @@ pub fn expire(request: &str) -> Command {
     }
 }
 
+pub fn start(request: &str) -> Command {
+    Command::Start {
+        request_id: rid(request),
+    }
+}
+
+pub fn expire_request(request: &str) -> Command {
+    Command::ExpireRequest {
+        request_id: rid(request),
+    }
+}
+
 pub fn confirm(request: &str) -> Command {
     Command::ConfirmRevocation {
         grant_id: gid(request),
@@ -292,6 +313,7 @@ pub fn submitted(request: &SubmitRequest) -> Event {
         justification: request.justification.clone(),
         ticket: request.ticket.clone(),
         ttl_requested_ms: request.ttl_ms,
+        starts_at: request.starts_at_ms.map(Timestamp),
     })
 }
 
@@ -833,6 +855,20 @@ impl Auditor {
             Event::PrincipalOffboarded(e) => {
                 let fresh = self.offboarded.insert(e.principal.to_string(), at).is_none();
                 assert!(fresh, "rule broken: `{}` offboarded twice", e.principal);
+            }
+            Event::RequestExpired(e) => {
+                assert!(at >= e.expired_at, "expired before its deadline");
+                assert!(
+                    !self.grants.contains_key(GrantId::for_request(&e.request_id).as_str()),
+                    "rule broken: request `{}` expired after its grant",
+                    e.request_id
+                );
+                let request = self
+                    .requests
+                    .get_mut(e.request_id.as_str())
+                    .expect("expiry of a recorded request");
+                assert!(!request.refused, "expiry of a refused request");
+                request.refused = true;
             }
             // The workload never publishes a policy set, and the core alone
             // never refuses an identity (the ledger's verifier does).
