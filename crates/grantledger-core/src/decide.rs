@@ -869,11 +869,7 @@ impl State {
         verdict: ApprovalVerdict,
         at: Timestamp,
     ) -> Result<(Slot, bool), Rejection> {
-        let slot = self
-            .slot(request_id.as_str())
-            .ok_or_else(|| Rejection::RequestUnknown {
-                request_id: request_id.clone(),
-            })?;
+        let slot = self.known_slot(request_id)?;
         let request = self.request_at(slot);
         let (approval, group) = match &request.stage {
             Stage::Pending { approval, .. } => (Some(approval), approval.group.as_ref()),
@@ -977,11 +973,7 @@ impl State {
         request_id: &RequestId,
         at: Timestamp,
     ) -> Result<(Slot, Start), Rejection> {
-        let slot = self
-            .slot(request_id.as_str())
-            .ok_or_else(|| Rejection::RequestUnknown {
-                request_id: request_id.clone(),
-            })?;
+        let slot = self.known_slot(request_id)?;
         let request = self.request_at(slot);
         let terms = match &request.stage {
             Stage::Allowed { terms, .. } | Stage::Approved { terms, .. }
@@ -1039,11 +1031,7 @@ impl State {
         request_id: &RequestId,
         at: Timestamp,
     ) -> Result<(Slot, Timestamp), Rejection> {
-        let slot = self
-            .slot(request_id.as_str())
-            .ok_or_else(|| Rejection::RequestUnknown {
-                request_id: request_id.clone(),
-            })?;
+        let slot = self.known_slot(request_id)?;
         let request = self.request_at(slot);
         let Stage::Pending { approval, .. } = &request.stage else {
             return Err(Rejection::RequestNotPending {

@@ -549,6 +549,12 @@ impl State {
         self.index.get(request_id).copied()
     }
 
+    /// The slot of `request_id`, or `request_unknown` naming it.
+    pub(crate) fn known_slot(&self, request_id: &RequestId) -> Result<Slot, crate::Rejection> {
+        self.slot(request_id.as_str())
+            .ok_or_else(|| crate::Rejection::RequestUnknown { request_id: request_id.clone() })
+    }
+
     /// The slot of the request a grant id was derived from.
     pub(crate) fn grant_slot(&self, grant_id: &GrantId) -> Option<Slot> {
         self.slot(grant_id.as_str().strip_prefix(GRANT_ID_PREFIX)?)
