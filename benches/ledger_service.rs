@@ -119,8 +119,17 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
     for rate in rates {
         let peer = open_loop_peer(&js, rate, seconds).await;
         print_row("raw JetStream publish -> PubAck", rate, &peer);
+        // The slowest synced commit of this phase: a disk stall shows here
+        // and in the service's tail alike.
+        counters.commit_latency_us_max.store(0, std::sync::atomic::Ordering::Relaxed);
         let service = open_loop_service(&client, &js, rate, seconds).await;
         print_row("service publish -> receipt", rate, &service);
+        println!(
+            "{:<34} {:>8} {:>44}",
+            "  slowest decide+commit (fsync)",
+            rate,
+            counters.commit_latency_us_max.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
     stop_tx.send(()).unwrap();
     service.await.unwrap().unwrap();
