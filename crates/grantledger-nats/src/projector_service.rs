@@ -19,7 +19,8 @@
 //! loop writes it; `grants.query.<tenant>.status.<projection>` gives the
 //! cursor and the digest a replay from genesis must reproduce.
 //!
-//! expiry-timers also has duties of its own, run between batches: the
+//! expiry-timers also has duties of its own, run from their own task beside
+//! the event loop (woken after each applied batch and every tick): the
 //! timers that came due go to the ledger on `grants.timers.<tenant>` (which
 //! records `GrantRevoked{expired}` for a grant's expiry, issues a scheduled
 //! request's grant at its start, and records `RequestExpired` for a request

@@ -937,6 +937,8 @@ async fn the_projector_services_run_under_the_shipped_config() {
     }
     let pending = ask(&api, "pending", &serde_json::json!({})).await.expect("pending");
     assert_eq!(pending["as_of_sequence"], 5);
+    let scheduled = ask(&api, "scheduled", &serde_json::json!({})).await.expect("scheduled");
+    assert_eq!(scheduled["as_of_sequence"], 5, "{scheduled}");
     let evidence = ask(&api, "evidence", &serde_json::json!({"request_id": "req-p"})).await.expect("evidence");
     assert_eq!(evidence["evidence"].as_array().map(Vec::len), Some(4), "{evidence}");
     let debt = ask(&api, "debt", &serde_json::json!({})).await.expect("debt");
