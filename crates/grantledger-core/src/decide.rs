@@ -22,7 +22,7 @@ use crate::policy::{
     evaluate, is_present, normalize_actions,
 };
 use crate::rejection::{Reason, Rejection};
-use crate::state::{Grant, Holder, Slot, Stage, State, Terms};
+use crate::state::{Asked, Grant, Holder, Slot, Stage, State, Terms};
 
 /// What a start timer does to a scheduled request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,19 +196,7 @@ pub fn decide_with(
                         return Ok(events);
                     }
                 }
-                events.push(grant_issued(
-                    request_id,
-                    &request.holder,
-                    &asked.entitlement,
-                    &asked.resource,
-                    asked
-                        .actions
-                        .iter()
-                        .map(|action| action.to_string())
-                        .collect(),
-                    now,
-                    approval.terms,
-                ));
+                events.push(grant_issued(request_id, &request.holder, asked, now, approval.terms));
             }
             Ok(events)
         }
@@ -315,19 +303,7 @@ pub fn decide_with(
                     else {
                         unreachable!("check_start issues only scheduled requests")
                     };
-                    Ok(vec![grant_issued(
-                        request_id,
-                        &request.holder,
-                        &asked.entitlement,
-                        &asked.resource,
-                        asked
-                            .actions
-                            .iter()
-                            .map(|action| action.to_string())
-                            .collect(),
-                        now,
-                        *terms,
-                    )])
+                    Ok(vec![grant_issued(request_id, &request.holder, asked, now, *terms)])
                 }
                 Start::Lapse { reason, expired_at } => {
                     Ok(vec![Event::RequestExpired(RequestExpired {
@@ -690,21 +666,20 @@ fn decide_submit_by_engine(
     Ok(submission_events(request, &actions, recorded, terms, now))
 }
 
+/// The grant of a request decided earlier, on what it asked for.
 fn grant_issued(
     request_id: &RequestId,
     holder: &Holder,
-    entitlement: &str,
-    resource: &str,
-    actions: Vec<String>,
+    asked: &Asked,
     now: Timestamp,
     terms: Terms,
 ) -> Event {
     Event::GrantIssued(issue(
         request_id,
         holder.to_principal(),
-        EntitlementId::new(entitlement).expect("stored ids are valid"),
-        ResourceId::new(resource).expect("stored ids are valid"),
-        actions,
+        EntitlementId::new(&*asked.entitlement).expect("stored ids are valid"),
+        ResourceId::new(&*asked.resource).expect("stored ids are valid"),
+        asked.actions.iter().map(|action| action.to_string()).collect(),
         now,
         terms,
     ))

@@ -335,20 +335,26 @@ async fn a_refused_identity_token_is_recorded_once_and_answered_with_its_refusal
     running.stop().await;
 }
 
-#[test]
-fn signal_schema_is_current() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(SIGNAL_SCHEMA_FILE);
-    let generated = serde_json::to_value(signal_schema()).unwrap();
+/// Fails unless `schemas/<file>` holds `schema` (rewrites it with
+/// `UPDATE_SCHEMAS=1`); returns the schema as JSON.
+fn stored_schema_is_current(file: &str, schema: schemars::Schema) -> serde_json::Value {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(file);
+    let generated = serde_json::to_value(&schema).unwrap();
     let stored = std::fs::read_to_string(&path).unwrap_or_default();
     // Compared as JSON values: key order depends on serde_json features.
     if serde_json::from_str::<serde_json::Value>(&stored).ok().as_ref() != Some(&generated) {
         if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-            let rendered = grantledger_events::schema::render(&signal_schema());
-            std::fs::write(&path, rendered).unwrap();
+            std::fs::write(&path, grantledger_events::schema::render(&schema)).unwrap();
         } else {
             panic!("`{}` is out of date: run with UPDATE_SCHEMAS=1 and review the diff", path.display());
         }
     }
+    generated
+}
+
+#[test]
+fn signal_schema_is_current() {
+    let generated = stored_schema_is_current(SIGNAL_SCHEMA_FILE, signal_schema());
     // Every signal type is in it, and none takes unknown fields.
     let text = generated.to_string();
     for kind in ["task_complete", "risk", "offboarded"] {
@@ -413,16 +419,7 @@ async fn one_timer_message_expires_several_grants_and_a_bad_one_is_refused_by_na
 
 #[test]
 fn timer_schema_is_current_and_timers_parse_old_and_new_bodies() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas").join(TIMER_SCHEMA_FILE);
-    let generated = serde_json::to_value(timer_schema()).unwrap();
-    let stored = std::fs::read_to_string(&path).unwrap_or_default();
-    if serde_json::from_str::<serde_json::Value>(&stored).ok().as_ref() != Some(&generated) {
-        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-            std::fs::write(&path, grantledger_events::schema::render(&timer_schema())).unwrap();
-        } else {
-            panic!("`{}` is out of date: run with UPDATE_SCHEMAS=1 and review the diff", path.display());
-        }
-    }
+    let generated = stored_schema_is_current(TIMER_SCHEMA_FILE, timer_schema());
     let text = generated.to_string();
     for kind in ["expiry", "start", "request_expiry"] {
         assert!(text.contains(&format!("\"{kind}\"")), "no `{kind}` in {text}");
