@@ -149,11 +149,15 @@ pub enum ApplyErrorKind {
     /// approvers or for a start, before its deadline, or with another
     /// reason or deadline than the state gives.
     RequestExpiryNotAllowed,
+    /// A grant to, a break-glass by, or an approval of a request of a
+    /// principal whose owner (the person accountable for a workload or an
+    /// agent) was offboarded.
+    OwnerOffboarded,
 }
 
 impl ApplyErrorKind {
     /// Every kind.
-    pub const ALL: [ApplyErrorKind; 39] = [
+    pub const ALL: [ApplyErrorKind; 40] = [
         ApplyErrorKind::TimeWentBack,
         ApplyErrorKind::CatalogInvalid,
         ApplyErrorKind::CatalogHashMismatch,
@@ -193,6 +197,7 @@ impl ApplyErrorKind {
         ApplyErrorKind::StartTooFarAhead,
         ApplyErrorKind::GrantOutsideSchedule,
         ApplyErrorKind::RequestExpiryNotAllowed,
+        ApplyErrorKind::OwnerOffboarded,
     ];
 
     /// A stable snake_case code.
@@ -237,6 +242,7 @@ impl ApplyErrorKind {
             ApplyErrorKind::StartTooFarAhead => "start_too_far_ahead",
             ApplyErrorKind::GrantOutsideSchedule => "grant_outside_schedule",
             ApplyErrorKind::RequestExpiryNotAllowed => "request_expiry_not_allowed",
+            ApplyErrorKind::OwnerOffboarded => "owner_offboarded",
         }
     }
 }
@@ -309,6 +315,7 @@ fn from_rejection(rejection: Rejection) -> Refusal {
             ..
         }
         | Rejection::RequesterOffboarded { .. } => ApplyErrorKind::PrincipalOffboarded,
+        Rejection::OwnerOffboarded { .. } => ApplyErrorKind::OwnerOffboarded,
         Rejection::BreakGlassRefused { .. } => ApplyErrorKind::BreakGlassBreaksPolicy,
         Rejection::GrantNotBreakGlass { .. }
         | Rejection::ReviewAlreadyRecorded { .. }
@@ -531,25 +538,46 @@ fn apply_decision(state: &mut State, e: &DecisionRecorded, at: Timestamp) -> Res
             ),
         ));
     }
-    let offboarded = state.core.offboarded.get(&request.holder.id).copied();
+    // Who was offboarded, if the principal or its owner was: the core
+    // denies such a request alone, naming which.
+    let barred = match state.core.offboarded.get(&request.holder.id) {
+        Some(&offboarded_at) => Some((
+            Reason::PrincipalOffboarded,
+            format!("its principal `{}`", request.holder.id),
+            offboarded_at,
+        )),
+        None => state
+            .holder_owner_offboarded_at(&request.holder)
+            .map(|offboarded_at| {
+                (
+                    Reason::OwnerOffboarded,
+                    format!(
+                        "the owner `{}` of its principal `{}`",
+                        request.holder.owner.as_deref().unwrap_or_default(),
+                        request.holder.id
+                    ),
+                    offboarded_at,
+                )
+            }),
+    };
     let terms = match (&e.basis, state.core.policy_hash.as_deref()) {
-        // An offboarded principal's request is denied by the core alone,
-        // with or without a policy set in force.
-        _ if offboarded.is_some() => {
-            let offboarded_at = offboarded.expect("checked by the guard");
+        // A request of an offboarded principal, or of one whose owner was
+        // offboarded, is denied by the core alone, with or without a policy
+        // set in force.
+        _ if barred.is_some() => {
+            let (reason, who, offboarded_at) = barred.expect("checked by the guard");
             let denied = e.basis == DecisionBasis::Catalog
                 && e.outcome == DecisionOutcome::Deny
-                && e.reasons == [Reason::PrincipalOffboarded.code()]
+                && e.reasons == [reason.code()]
                 && e.ttl_granted_ms == 0;
             if !denied {
                 return Err((
                     ApplyErrorKind::DecisionContradictsPolicy,
                     format!(
-                        "decision on request `{request_id}` records `{:?}` {:?}, but its principal `{}` was offboarded at `{offboarded_at}`: the core denies it (`{}`)",
+                        "decision on request `{request_id}` records `{:?}` {:?}, but {who} was offboarded at `{offboarded_at}`: the core denies it (`{}`)",
                         e.outcome,
                         e.reasons,
-                        request.holder.id,
-                        Reason::PrincipalOffboarded.code()
+                        reason.code()
                     ),
                 ));
             }
@@ -787,6 +815,17 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
             ),
         ));
     }
+    if let Some(offboarded_at) = state.holder_owner_offboarded_at(&request.holder) {
+        return Err((
+            ApplyErrorKind::OwnerOffboarded,
+            format!(
+                "grant `{}` to `{}`, whose owner `{}` was offboarded at `{offboarded_at}`",
+                e.grant_id,
+                request.holder.id,
+                request.holder.owner.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     let (asked, terms) = match &request.stage {
         Stage::Allowed { asked, terms }
         | Stage::Approved { asked, terms }
@@ -912,6 +951,7 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
     let core = &mut state.core;
     let request = &mut core.requests[slot as usize];
     let holder_id = Arc::clone(&request.holder.id);
+    let holder_owner = request.holder.owner.clone();
     let (Stage::Allowed { asked, .. }
     | Stage::Approved { asked, .. }
     | Stage::BreakGlass { asked, .. }) = std::mem::replace(&mut request.stage, Stage::Denied)
@@ -941,6 +981,12 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
         .entry(Arc::clone(&holder_id))
         .or_default()
         .insert(slot);
+    if let Some(owner) = holder_owner {
+        core.unrevoked_by_owner
+            .entry(owner)
+            .or_default()
+            .insert(slot);
+    }
     core.history
         .entry(Arc::clone(&holder_id))
         .or_default()
@@ -1016,6 +1062,14 @@ fn apply_revocation(state: &mut State, e: &GrantRevoked, at: Timestamp) -> Resul
         grants.remove(&slot);
         if grants.is_empty() {
             core.unrevoked_by_principal.remove(holder_id);
+        }
+    }
+    if let Some(owner) = &request.holder.owner
+        && let Some(grants) = core.unrevoked_by_owner.get_mut(owner)
+    {
+        grants.remove(&slot);
+        if grants.is_empty() {
+            core.unrevoked_by_owner.remove(owner);
         }
     }
     // INVARIANT: an unrevoked grant counts once for each of its actions, so
@@ -1130,8 +1184,10 @@ fn apply_review(state: &mut State, e: &ReviewRecorded) -> Result<(), Refusal> {
 }
 
 /// A request lapsed without a grant: a request waiting for approvers at its
-/// deadline, or a scheduled request whose start could not be honoured. The
-/// reason and the deadline must be what the state gives.
+/// deadline, a scheduled request whose start could not be honoured, or a
+/// scheduled request closed by a risk signal before its grant was issued.
+/// The reason and the deadline must be what the state gives (for a risk
+/// signal: the record's own time).
 fn apply_request_expiry(
     state: &mut State,
     e: &RequestExpired,
@@ -1145,7 +1201,18 @@ fn apply_request_expiry(
                 .map_err(from_rejection)?;
             (slot, (RequestExpiryReason::RequestTtl, deadline))
         }
-        RequestExpiryReason::StartWindowPassed | RequestExpiryReason::PrincipalOffboarded => {
+        // A risk signal closes a scheduled request whatever its start: it is
+        // the safe direction, nothing is granted. The signal itself leaves
+        // no other trace when its principal held no live grant.
+        RequestExpiryReason::RiskSignal => {
+            let (slot, _) = state
+                .check_scheduled(&e.request_id)
+                .map_err(from_rejection)?;
+            (slot, (RequestExpiryReason::RiskSignal, at))
+        }
+        RequestExpiryReason::StartWindowPassed
+        | RequestExpiryReason::PrincipalOffboarded
+        | RequestExpiryReason::OwnerOffboarded => {
             let (slot, start) = state.check_start(&e.request_id, at).map_err(from_rejection)?;
             match start {
                 Start::Lapse { reason, expired_at } => (slot, (reason, expired_at)),

@@ -89,7 +89,11 @@ pub enum Command {
         detail: String,
     },
     /// A risk signal about a principal: every live grant it holds is
-    /// revoked with reason `risk_signal`.
+    /// revoked with reason `risk_signal`, and every request of it allowed or
+    /// approved and waiting for its scheduled start is closed
+    /// (`RequestExpired`, reason `risk_signal`), in the same input, so no
+    /// grant is issued at that start. Refused
+    /// (`principal_has_no_live_grant`) when there is neither.
     RiskSignal {
         /// The principal at risk.
         principal: PrincipalId,
@@ -99,10 +103,13 @@ pub enum Command {
         detail: String,
     },
     /// A principal left (an HR system or identity provider says so): the
-    /// offboarding is recorded, every live grant the principal holds is
-    /// revoked with reason `owner_gone`, its later requests are denied
-    /// (`principal_offboarded`) and its pending requests can no longer be
-    /// approved. Refused for a principal offboarded before.
+    /// offboarding is recorded, every live grant the principal holds, and
+    /// every live grant of a workload or agent naming it as owner, is
+    /// revoked with reason `owner_gone`; its later requests are denied
+    /// (`principal_offboarded`), as are those of principals naming it as
+    /// owner (`owner_offboarded`), their pending requests can no longer be
+    /// approved and their scheduled starts lapse. Refused for a principal
+    /// offboarded before.
     Offboard {
         /// Who left.
         principal: PrincipalId,
@@ -121,9 +128,11 @@ pub enum Command {
     /// grant is issued now, to expire at the start plus the decided TTL.
     /// Refused before the start, and for a request with no scheduled start
     /// to come (a second start timer of a request already issued is refused
-    /// as `request_already_started`). A start that can no longer be honoured
-    /// (its principal was offboarded, or the whole window passed) records
-    /// the request as expired instead.
+    /// as `request_already_started`; one of a request closed meanwhile, by
+    /// a risk signal say, as `request_not_scheduled`). A start that can no
+    /// longer be honoured (its principal or its principal's owner was
+    /// offboarded, or the whole window passed) records the request as
+    /// expired instead.
     Start {
         /// The scheduled request.
         request_id: RequestId,

@@ -2,6 +2,8 @@
 //! causes or the rule it breaks. The rule checks shared with
 //! [`apply`](crate::apply) live here too, so the two can never disagree.
 
+use std::collections::BTreeSet;
+
 use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, EntitlementId, Event, GrantExtended, GrantId, GrantIssued, GrantRevoked,
@@ -29,8 +31,9 @@ use crate::state::{Asked, Grant, Holder, Slot, Stage, State, Terms};
 pub(crate) enum Start {
     /// Issue its grant now.
     Issue,
-    /// Record that it lapsed (`RequestExpired`): its principal was
-    /// offboarded, or the whole window passed before the timer came.
+    /// Record that it lapsed (`RequestExpired`): its principal or its
+    /// principal's owner was offboarded, or the whole window passed before
+    /// the timer came.
     Lapse {
         reason: RequestExpiryReason,
         expired_at: Timestamp,
@@ -144,9 +147,13 @@ pub fn decide_with(
             (EngineInput::IdentityRefused { reason, detail }, _) => {
                 decide_identity_refusal(state, request, reason, detail)
             }
-            // The core denies an offboarded principal whatever a policy says.
+            // The core denies an offboarded principal, and a principal whose
+            // owner was offboarded, whatever a policy says.
             _ if state.offboarded_at(&request.principal.id).is_some() => {
-                decide_offboarded_submit(state, request, now)
+                decide_offboarded_submit(state, request, now, Reason::PrincipalOffboarded)
+            }
+            _ if state.offboarded_owner(&request.principal).is_some() => {
+                decide_offboarded_submit(state, request, now, Reason::OwnerOffboarded)
             }
             (_, None) => decide_submit(state, request, now),
             (EngineInput::Decision(decision), Some(in_force))
@@ -238,13 +245,29 @@ pub fn decide_with(
             by,
             detail,
         } => {
-            let events = revoke_live_grants(
-                state,
-                principal,
-                RevocationReason::RiskSignal,
-                by,
-                detail,
-                now,
+            let held = state
+                .core
+                .unrevoked_by_principal
+                .get(principal.as_str())
+                .into_iter()
+                .flatten()
+                .copied();
+            let mut events =
+                revoke_live_grants(state, held, RevocationReason::RiskSignal, by, detail, now);
+            // A request allowed or approved and waiting for its scheduled
+            // start would be issued after the signal: it is closed now, with
+            // the revocations.
+            events.extend(
+                state
+                    .scheduled_slots_of(principal.as_str())
+                    .into_iter()
+                    .map(|slot| {
+                        Event::RequestExpired(RequestExpired {
+                            request_id: state.request_id_at(slot),
+                            reason: RequestExpiryReason::RiskSignal,
+                            expired_at: now,
+                        })
+                    }),
             );
             if events.is_empty() {
                 return Err(Rejection::PrincipalHasNoLiveGrant {
@@ -272,9 +295,20 @@ pub fn decide_with(
                 by: by.clone(),
                 detail: detail.clone(),
             })];
+            // Its own grants and those of the workloads and agents it owns:
+            // nobody answers for them any more.
+            let held_or_owned: BTreeSet<Slot> = [
+                state.core.unrevoked_by_principal.get(principal.as_str()),
+                state.core.unrevoked_by_owner.get(principal.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
             events.extend(revoke_live_grants(
                 state,
-                principal,
+                held_or_owned.into_iter(),
                 RevocationReason::OwnerGone,
                 by,
                 detail,
@@ -426,28 +460,23 @@ pub fn decide_with(
     }
 }
 
-/// A revocation of every grant `principal` holds live at `now`, in the
-/// order its requests were recorded.
+/// A revocation of every grant of `slots` (unrevoked grants, in the order
+/// their requests were recorded) still live at `now`.
 fn revoke_live_grants(
     state: &State,
-    principal: &PrincipalId,
+    slots: impl Iterator<Item = Slot>,
     reason: RevocationReason,
     by: &PrincipalId,
     detail: &str,
     now: Timestamp,
 ) -> Vec<Event> {
-    state
-        .core
-        .unrevoked_by_principal
-        .get(principal.as_str())
-        .into_iter()
-        .flatten()
-        .filter(|&&slot| {
+    slots
+        .filter(|&slot| {
             state
                 .grant_at(slot)
                 .is_some_and(|grant| grant.is_active_at(now))
         })
-        .map(|&slot| {
+        .map(|slot| {
             Event::GrantRevoked(GrantRevoked {
                 grant_id: state.grant_id_at(slot),
                 reason,
@@ -502,19 +531,22 @@ fn decide_identity_refusal(
     })])
 }
 
-/// A request by an offboarded principal: recorded, and denied by the core
-/// alone (`principal_offboarded`), with or without a policy set in force.
+/// A request by an offboarded principal (`reason` is
+/// `principal_offboarded`), or by one whose owner was offboarded
+/// (`owner_offboarded`): recorded, and denied by the core alone, with or
+/// without a policy set in force.
 fn decide_offboarded_submit(
     state: &State,
     request: &SubmitRequest,
     now: Timestamp,
+    reason: Reason,
 ) -> Result<Vec<Event>, Rejection> {
     let catalog = new_submission(state, request, now)?;
     let actions = normalize_actions(&request.actions);
     let decision = DecisionRecorded {
         request_id: request.request_id.clone(),
         outcome: DecisionOutcome::Deny,
-        reasons: vec![Reason::PrincipalOffboarded.code().to_string()],
+        reasons: vec![reason.code().to_string()],
         entitlement: request.entitlement.clone(),
         catalog_hash: catalog.hash().to_string(),
         ttl_granted_ms: 0,
@@ -874,16 +906,27 @@ impl State {
                 });
             }
         };
-        // An offboarded requester's request may still be refused (that
-        // closes it), never approved.
-        if verdict == ApprovalVerdict::Approve
-            && let Some(&offboarded_at) = self.core.offboarded.get(&request.holder.id)
-        {
-            return Err(Rejection::RequesterOffboarded {
-                request_id: request_id.clone(),
-                principal: request.holder.to_principal().id,
-                offboarded_at,
-            });
+        // An offboarded requester's request, or one whose requester's owner
+        // was offboarded, may still be refused (that closes it), never
+        // approved.
+        if verdict == ApprovalVerdict::Approve {
+            if let Some(&offboarded_at) = self.core.offboarded.get(&request.holder.id) {
+                return Err(Rejection::RequesterOffboarded {
+                    request_id: request_id.clone(),
+                    principal: request.holder.to_principal().id,
+                    offboarded_at,
+                });
+            }
+            if let Some(offboarded_at) = self.holder_owner_offboarded_at(&request.holder) {
+                let principal = request.holder.to_principal();
+                return Err(Rejection::OwnerOffboarded {
+                    request_id: request_id.clone(),
+                    // INVARIANT: an owner was found offboarded.
+                    owner: principal.owner.expect("the holder names an owner"),
+                    principal: principal.id,
+                    offboarded_at,
+                });
+            }
         }
         // The owner of a non-human is barred as well as the requester. Today
         // non-humans never wait for approval, so this only matters if that
@@ -940,36 +983,44 @@ impl State {
         }
     }
 
+    /// A decided request waiting for its scheduled start (allowed, or
+    /// approved, its grant not issued), and its terms; refused when it
+    /// already started, or when it has no scheduled start to come (closed,
+    /// denied, waiting for approvers).
+    pub(crate) fn check_scheduled(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<(Slot, Terms), Rejection> {
+        let slot = self.known_slot(request_id)?;
+        match &self.request_at(slot).stage {
+            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. }
+                if terms.start.is_some() =>
+            {
+                Ok((slot, *terms))
+            }
+            Stage::Granted(grant) => Err(Rejection::RequestAlreadyStarted {
+                request_id: request_id.clone(),
+                issued_at: grant.issued_at,
+            }),
+            other => Err(Rejection::RequestNotScheduled {
+                request_id: request_id.clone(),
+                status: other.status(),
+            }),
+        }
+    }
+
     /// What a start timer does to `request_id` at `at`: issue its grant, or
     /// record that it lapsed; refused when its start is not due, when it
-    /// already started, or when it has no scheduled start to come.
+    /// already started, or when it has no scheduled start to come (a request
+    /// a risk signal closed included: it is `expired`).
     pub(crate) fn check_start(
         &self,
         request_id: &RequestId,
         at: Timestamp,
     ) -> Result<(Slot, Start), Rejection> {
-        let slot = self.known_slot(request_id)?;
+        let (slot, terms) = self.check_scheduled(request_id)?;
         let request = self.request_at(slot);
-        let terms = match &request.stage {
-            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. }
-                if terms.start.is_some() =>
-            {
-                terms
-            }
-            Stage::Granted(grant) => {
-                return Err(Rejection::RequestAlreadyStarted {
-                    request_id: request_id.clone(),
-                    issued_at: grant.issued_at,
-                });
-            }
-            other => {
-                return Err(Rejection::RequestNotScheduled {
-                    request_id: request_id.clone(),
-                    status: other.status(),
-                });
-            }
-        };
-        let starts_at = terms.start.expect("matched a scheduled start");
+        let starts_at = terms.start.expect("checked a scheduled start");
         if at < starts_at {
             return Err(Rejection::StartNotDue {
                 request_id: request_id.clone(),
@@ -982,6 +1033,15 @@ impl State {
                 slot,
                 Start::Lapse {
                     reason: RequestExpiryReason::PrincipalOffboarded,
+                    expired_at: starts_at,
+                },
+            ));
+        }
+        if self.holder_owner_offboarded_at(&request.holder).is_some() {
+            return Ok((
+                slot,
+                Start::Lapse {
+                    reason: RequestExpiryReason::OwnerOffboarded,
                     expired_at: starts_at,
                 },
             ));
@@ -1154,7 +1214,8 @@ impl State {
         Ok((slot, grant))
     }
 
-    /// Refuses a break-glass by an offboarded principal.
+    /// Refuses a break-glass by an offboarded principal, or by one whose
+    /// owner was offboarded.
     pub(crate) fn check_not_offboarded_break_glass(
         &self,
         request_id: &RequestId,
@@ -1170,7 +1231,25 @@ impl State {
                 reason: Reason::PrincipalOffboarded,
             });
         }
+        if let Some((owner, offboarded_at)) = self.offboarded_owner(principal) {
+            return Err(Rejection::OwnerOffboarded {
+                request_id: request_id.clone(),
+                principal: principal.id.clone(),
+                owner: owner.clone(),
+                offboarded_at,
+            });
+        }
         Ok(())
+    }
+
+    /// When the owner `holder` names was offboarded, if it names one and
+    /// that owner was.
+    pub(crate) fn holder_owner_offboarded_at(&self, holder: &Holder) -> Option<Timestamp> {
+        holder
+            .owner
+            .as_ref()
+            .and_then(|owner| self.core.offboarded.get(owner))
+            .copied()
     }
 
     /// Checks that `reviewer` may record the review a break-glass grant owes.

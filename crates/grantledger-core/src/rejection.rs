@@ -57,11 +57,15 @@ pub enum Reason {
     /// The principal was offboarded: it may ask for nothing more, whatever
     /// the catalog or a policy says.
     PrincipalOffboarded,
+    /// The principal's owner (the person accountable for a workload or an
+    /// agent) was offboarded: nobody answers for it any more, so it may ask
+    /// for nothing, whatever the catalog or a policy says.
+    OwnerOffboarded,
 }
 
 impl Reason {
     /// Every code, in declaration order.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::AutoApproved,
         Reason::ApprovalRequired,
         Reason::EntitlementUnknown,
@@ -82,6 +86,7 @@ impl Reason {
         Reason::BreakGlassReasonRequired,
         Reason::TtlExceedsBreakGlassMax,
         Reason::PrincipalOffboarded,
+        Reason::OwnerOffboarded,
     ];
 
     /// The stable snake_case code.
@@ -107,6 +112,7 @@ impl Reason {
             Reason::BreakGlassReasonRequired => "break_glass_reason_required",
             Reason::TtlExceedsBreakGlassMax => "ttl_exceeds_break_glass_max",
             Reason::PrincipalOffboarded => "principal_offboarded",
+            Reason::OwnerOffboarded => "owner_offboarded",
         }
     }
 
@@ -144,6 +150,7 @@ impl Reason {
             Reason::BreakGlassReasonRequired => "break-glass requires a reason",
             Reason::TtlExceedsBreakGlassMax => "the TTL must not exceed the break-glass cap",
             Reason::PrincipalOffboarded => "an offboarded principal may ask for nothing",
+            Reason::OwnerOffboarded => "a principal whose owner was offboarded may ask for nothing",
         }
     }
 }
@@ -397,8 +404,28 @@ pub enum Rejection {
         /// When it was offboarded.
         offboarded_at: Timestamp,
     },
-    /// A risk signal about a principal with no live grant.
-    #[error("principal `{principal}` has no live grant to revoke")]
+    /// An approval of a request, or a break-glass, by a principal whose
+    /// owner (the person accountable for a workload or an agent) was
+    /// offboarded. A refusal of such a request still closes it.
+    #[error(
+        "request `{request_id}` by `{principal}` is refused: its owner `{owner}` was offboarded at `{offboarded_at}`"
+    )]
+    OwnerOffboarded {
+        /// The request, or the break-glass invocation.
+        request_id: RequestId,
+        /// Who asks.
+        principal: PrincipalId,
+        /// Its owner.
+        owner: PrincipalId,
+        /// When the owner was offboarded.
+        offboarded_at: Timestamp,
+    },
+    /// A risk signal about a principal with neither a live grant to revoke
+    /// nor a scheduled request (allowed or approved, waiting for its start)
+    /// to close.
+    #[error(
+        "principal `{principal}` has no live grant to revoke and no scheduled request to close"
+    )]
     PrincipalHasNoLiveGrant {
         /// The principal.
         principal: PrincipalId,
@@ -499,7 +526,7 @@ pub enum Rejection {
 impl Rejection {
     /// Every code [`Rejection::code`] can return, except a refused
     /// break-glass's, which is the [`Reason`] it broke.
-    pub const CODES: [&'static str; 40] = [
+    pub const CODES: [&'static str; 41] = [
         "identity_rejected",
         "request_expired",
         "start_too_far_ahead",
@@ -530,6 +557,7 @@ impl Rejection {
         "principal_has_no_live_grant",
         "principal_already_offboarded",
         "requester_offboarded",
+        "owner_offboarded",
         "grant_not_yet_expired",
         "grant_not_revoked",
         "revocation_already_confirmed",
@@ -575,6 +603,7 @@ impl Rejection {
             Rejection::PrincipalHasNoLiveGrant { .. } => "principal_has_no_live_grant",
             Rejection::PrincipalAlreadyOffboarded { .. } => "principal_already_offboarded",
             Rejection::RequesterOffboarded { .. } => "requester_offboarded",
+            Rejection::OwnerOffboarded { .. } => "owner_offboarded",
             Rejection::GrantNotYetExpired { .. } => "grant_not_yet_expired",
             Rejection::GrantNotRevoked { .. } => "grant_not_revoked",
             Rejection::RevocationAlreadyConfirmed { .. } => "revocation_already_confirmed",

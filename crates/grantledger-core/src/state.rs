@@ -276,6 +276,17 @@ impl State {
         self.core.offboarded.get(principal.as_str()).copied()
     }
 
+    /// The owner `principal` names and when it was offboarded, if it names
+    /// one and that owner was offboarded: such a principal may ask for
+    /// nothing (`owner_offboarded`).
+    pub fn offboarded_owner<'p>(
+        &self,
+        principal: &'p Principal,
+    ) -> Option<(&'p PrincipalId, Timestamp)> {
+        let owner = principal.owner.as_ref()?;
+        Some((owner, self.offboarded_at(owner)?))
+    }
+
     /// The recorded identity refusal of `request_id`, if one was recorded:
     /// its reason code and detail.
     pub fn identity_refusal(&self, request_id: &RequestId) -> Option<(&str, &str)> {
@@ -583,6 +594,18 @@ impl State {
         slot
     }
 
+    /// The requests `principal` holds that wait for their scheduled start
+    /// (allowed, or approved, their grant not yet issued), in the order
+    /// they were recorded.
+    pub(crate) fn scheduled_slots_of(&self, principal: &str) -> BTreeSet<Slot> {
+        self.core
+            .starts
+            .iter()
+            .map(|&(_, slot)| slot)
+            .filter(|&slot| *self.request_at(slot).holder.id == *principal)
+            .collect()
+    }
+
     pub(crate) fn grant_at(&self, slot: Slot) -> Option<&Grant> {
         match &self.request_at(slot).stage {
             Stage::Granted(grant) => Some(grant),
@@ -595,6 +618,10 @@ impl State {
             Stage::Granted(grant) => Some(grant),
             _ => None,
         }
+    }
+
+    pub(crate) fn request_id_at(&self, slot: Slot) -> RequestId {
+        request_id(&self.request_at(slot).id)
     }
 
     pub(crate) fn grant_id_at(&self, slot: Slot) -> GrantId {
@@ -727,6 +754,10 @@ pub(crate) struct Core {
     pub(crate) reviews_owed: BTreeSet<Slot>,
     /// Unrevoked grants by holder.
     pub(crate) unrevoked_by_principal: BTreeMap<Name, BTreeSet<Slot>>,
+    /// Unrevoked grants by their holder's owner (grants of workloads and
+    /// agents, by the person accountable for them): what an owner's
+    /// offboarding revokes with the owner's own.
+    pub(crate) unrevoked_by_owner: BTreeMap<Name, BTreeSet<Slot>>,
     /// Every grant ever issued, by holder and resource, for `check`.
     pub(crate) history: BTreeMap<Name, BTreeMap<Name, Vec<Slot>>>,
     /// Unrevoked grant counts by holder, resource and action.

@@ -133,6 +133,19 @@ fn rows() -> Vec<Row> {
         T0,
     );
 
+    // A workload owned by alice: allowed and granted at once, or allowed
+    // without its grant yet; and a contractor she sponsors, waiting for
+    // two DBAs.
+    let bot_read = read_req("w1", workload("svc-etl", "alice"), "db/prod/orders");
+    let bot_events = next(&catalog, submit(bot_read.clone()), T0);
+    let bot_allowed = with(&catalog, bot_events[..2].to_vec(), T0);
+    let contractor = grantledger_events::Principal {
+        owner: Some(pid("alice")),
+        ..human("carl")
+    };
+    let contractor_write = write_req("c1", contractor.clone());
+    let contractor_pending = with(&catalog, next(&catalog, submit(contractor_write), T0), T0);
+
     let policy_text = "@id(\"p\")\npermit (principal, action, resource);\n";
     let published = |hash: String| {
         Event::PolicyPublished(PolicyPublished {
@@ -564,6 +577,42 @@ fn rows() -> Vec<Row> {
             kind: K::DecisionContradictsPolicy,
         },
         Row {
+            name: "an allowing decision on a request whose principal's owner was offboarded",
+            base: with(&catalog, [offboarded("alice"), submitted(&bot_read)], T0),
+            event: decided(&bot_read, DecisionOutcome::Allow, &["auto_approved"], HOUR),
+            at: T0,
+            kind: K::DecisionContradictsPolicy,
+        },
+        Row {
+            name: "a denial as `principal_offboarded` of a request whose owner, not principal, was offboarded",
+            base: with(&catalog, [offboarded("alice"), submitted(&bot_read)], T0),
+            event: decided(&bot_read, DecisionOutcome::Deny, &["principal_offboarded"], 0),
+            at: T0,
+            kind: K::DecisionContradictsPolicy,
+        },
+        Row {
+            name: "a grant to a workload whose owner was offboarded since its decision",
+            base: with(&bot_allowed, [offboarded("alice")], T0),
+            event: Event::GrantIssued(grant_of(&bot_events)),
+            at: T0,
+            kind: K::OwnerOffboarded,
+        },
+        Row {
+            name: "an approval of a request whose requester's owner was offboarded",
+            base: with(&contractor_pending, [offboarded("alice")], T0),
+            event: approval("c1", "dana", ApprovalVerdict::Approve),
+            at: t(1),
+            kind: K::OwnerOffboarded,
+        },
+        Row {
+            name: "a break-glass by a principal whose owner was offboarded",
+            base: with(&catalog, [offboarded("alice")], T0),
+            event: next(&catalog, break_glass("bg1", contractor.clone(), "db-write", "db/prod/orders", MINUTE), T0)
+                .remove(0),
+            at: T0,
+            kind: K::OwnerOffboarded,
+        },
+        Row {
             name: "an identity refusal of a request already recorded",
             base: granted.clone(),
             event: identity_refused("r1"),
@@ -651,6 +700,34 @@ fn rows() -> Vec<Row> {
             base: scheduled.clone(),
             event: request_expired("r1", RequestExpiryReason::PrincipalOffboarded, t(HOUR)),
             at: t(HOUR),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a scheduled request expired as its owner offboarded while it has no owner",
+            base: with(&scheduled, [offboarded("bob")], T0),
+            event: request_expired("r1", RequestExpiryReason::OwnerOffboarded, t(HOUR)),
+            at: t(HOUR),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a request closed by a risk signal at another time than its record's",
+            base: scheduled.clone(),
+            event: request_expired("r1", RequestExpiryReason::RiskSignal, t(1)),
+            at: t(2),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a request closed by a risk signal after its grant was issued",
+            base: granted.clone(),
+            event: request_expired("r1", RequestExpiryReason::RiskSignal, t(1)),
+            at: t(1),
+            kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a request waiting for approvers closed as by a risk signal",
+            base: pending.clone(),
+            event: request_expired("r1", RequestExpiryReason::RiskSignal, t(1)),
+            at: t(1),
             kind: K::RequestExpiryNotAllowed,
         },
         Row {

@@ -383,8 +383,9 @@ proptest! {
 }
 
 /// Commands over valid requests with scheduled starts (in the past, now,
-/// or up to two hours ahead of the step's time), their approvals and
-/// refusals, start and expiry timers, offboardings and risk signals.
+/// or up to two hours ahead of the step's time), by people and by the
+/// workloads they own, their approvals and refusals, start and expiry
+/// timers, offboardings and risk signals.
 fn scheduled_command(op: u8, a: u8, b: u8, c: u8, now: Timestamp) -> Command {
     let request = format!("s{}", a % 16);
     let dba = ["dana", "dmitri", "dora", "alice"][b as usize % 4];
@@ -393,6 +394,8 @@ fn scheduled_command(op: u8, a: u8, b: u8, c: u8, now: Timestamp) -> Command {
         0..3 => {
             let base = if op & 0x80 != 0 {
                 write_req(&request, human(requester))
+            } else if op & 0x20 != 0 {
+                read_req(&request, workload(&format!("svc-{requester}"), requester), "db/prod/orders")
             } else {
                 read_req(&request, human(requester), "db/prod/orders")
             };
@@ -492,7 +495,7 @@ fn scheduled_command_streams_reach_every_path() {
         }
     }
     assert!(issued_at_start > 0, "no grant issued at its start: {rejections:?}");
-    for reason in ["request_ttl", "start_window_passed", "principal_offboarded"] {
+    for reason in ["request_ttl", "start_window_passed", "principal_offboarded", "risk_signal", "owner_offboarded"] {
         assert!(lapsed.contains_key(reason), "no request lapsed with `{reason}`: {lapsed:?}");
     }
     for code in ["start_not_due", "request_already_started", "request_not_scheduled", "request_not_yet_expired"] {

@@ -812,7 +812,7 @@ fn offboarded_event(principal: &str) -> Event {
 }
 
 #[test]
-fn an_offboarding_is_recorded_and_revokes_every_live_grant_of_the_principal_at_once() {
+fn an_offboarding_is_recorded_and_revokes_every_live_grant_of_the_principal_and_of_what_it_owns_at_once() {
     let scenario = given_commands([
         (T0, submit(read_req("r1", human("alice"), "db/prod/orders"))),
         (T0, submit(read_req("r2", human("alice"), "db/prod/users"))),
@@ -825,32 +825,55 @@ fn an_offboarding_is_recorded_and_revokes_every_live_grant_of_the_principal_at_o
         ),
         (t(1), submit(read_req("r4", human("alice"), "db/prod/x"))),
         (t(1), submit(read_req("r5", agent("alice-bot", "alice"), "db/prod/orders"))),
+        (t(1), submit(read_req("r6", workload("svc-etl", "bob"), "db/prod/orders"))),
+        (t(1), submit(read_req("r7", workload("alice-ci", "alice"), "db/prod/orders"))),
         (t(2), revoke("r4", TaskComplete, "alice")),
+        (t(2), revoke("r7", TaskComplete, "alice")),
+        (t(3), submit(read_req("r8", workload("alice-ci", "alice"), "db/prod/users"))),
     ]);
-    // r3 has expired (unrecorded) and r4 is revoked: r1 and r2 are live.
+    // r3 has expired (unrecorded), r4 and r7 are revoked: r1 and r2 of
+    // hers are live, and r5 and r8 of the agent and the workload she owns;
+    // r6 is bob's workload's. All in the order they were recorded.
     let scenario = scenario
         .when(offboard("alice"), t(2 * MINUTE))
         .then_events(vec![
             offboarded_event("alice"),
             revoked("r1", OwnerGone, Some("hr-system"), "left the company"),
             revoked("r2", OwnerGone, Some("hr-system"), "left the company"),
+            revoked("r5", OwnerGone, Some("hr-system"), "left the company"),
+            revoked("r8", OwnerGone, Some("hr-system"), "left the company"),
         ]);
     let state = scenario.state();
     assert_eq!(state.offboarded_at(&pid("alice")), Some(t(2 * MINUTE)));
     assert!(!state.check(&pid("alice"), "read", &res("db/prod/orders"), t(2 * MINUTE)));
     assert!(
-        state.check(&pid("alice-bot"), "read", &res("db/prod/orders"), t(2 * MINUTE)),
-        "her agent is another principal: its grant is for the auditors' finding, not revoked here"
+        !state.check(&pid("alice-bot"), "read", &res("db/prod/orders"), t(2 * MINUTE)),
+        "nobody answers for her agent any more"
     );
+    assert!(!state.check(&pid("alice-ci"), "read", &res("db/prod/users"), t(2 * MINUTE)));
+    assert!(
+        state.check(&pid("svc-etl"), "read", &res("db/prod/orders"), t(2 * MINUTE)),
+        "bob's workload keeps its grant"
+    );
+    // r3, past its expiry (unrecorded), and bob's workload's.
+    assert_eq!(state.counts().grants_unrevoked, 2);
     assert_eq!(state.counts().principals_offboarded, 1);
     // Once only.
     let scenario = scenario
         .when(offboard("alice"), t(3 * MINUTE))
         .then_rejects_naming("principal_already_offboarded", &["alice", &t(2 * MINUTE).to_string()]);
     // Someone holding nothing is offboarded all the same.
+    let scenario = scenario
+        .when(offboard("carol"), t(3 * MINUTE))
+        .then_events(vec![offboarded_event("carol")]);
+    // Bob holds nothing himself: his workload's grant is revoked with his
+    // offboarding.
     scenario
         .when(offboard("bob"), t(3 * MINUTE))
-        .then_events(vec![offboarded_event("bob")]);
+        .then_events(vec![
+            offboarded_event("bob"),
+            revoked("r6", OwnerGone, Some("hr-system"), "left the company"),
+        ]);
 }
 
 #[test]
@@ -901,6 +924,87 @@ fn an_offboarded_principal_is_denied_by_the_core_even_under_a_policy_that_allows
         let Event::DecisionRecorded(decision) = &events[1] else { panic!("{events:?}") };
         assert_eq!(decision.outcome, DecisionOutcome::Deny);
         assert_eq!(decision.reasons, ["principal_offboarded"]);
+        assert_eq!(decision.basis, DecisionBasis::Catalog, "the core decided it, not the policy");
+        let mut after = state.clone();
+        for event in &events {
+            apply(&mut after, event, t(3)).unwrap();
+        }
+    }
+}
+
+/// A contractor whose sponsor (owner) is alice.
+fn sponsored(id: &str, owner: &str) -> grantledger_events::Principal {
+    grantledger_events::Principal {
+        owner: Some(pid(owner)),
+        ..human(id)
+    }
+}
+
+#[test]
+fn a_principal_whose_owner_was_offboarded_is_denied_never_approved_and_breaks_no_glass() {
+    let scenario = given_commands([
+        (T0, submit(write_req("c1", sponsored("carl", "alice")))),
+        (t(1), approve("c1", "dana")),
+        (t(2), submit(write_req("c2", sponsored("carl", "alice")))),
+        (t(3), offboard("alice")),
+    ]);
+    let when = t(3).to_string();
+    // The second approval would grant: refused, naming the request, the
+    // requester, its owner and when she left.
+    let scenario = scenario
+        .when(approve("c1", "dmitri"), t(4))
+        .then_rejects_naming("owner_offboarded", &["c1", "carl", "alice", &when]);
+    assert_eq!(scenario.state().request_status(&rid("c1")), Some(RequestStatus::Pending));
+    // A refusal still closes it.
+    let scenario = scenario.when(refuse("c2", "dana"), t(4)).then_ok();
+    assert_eq!(scenario.state().request_status(&rid("c2")), Some(RequestStatus::Refused));
+    // A workload she owns is recorded and denied, whatever the catalog
+    // would say; so is the contractor.
+    let scenario = scenario
+        .when(submit(read_req("w1", workload("svc-etl", "alice"), "db/prod/orders")), t(5))
+        .then_decision(DecisionOutcome::Deny, &["owner_offboarded"]);
+    let scenario = scenario
+        .when(submit(read_req("c3", sponsored("carl", "alice"), "db/prod/orders")), t(5))
+        .then_decision(DecisionOutcome::Deny, &["owner_offboarded"]);
+    // Break-glass too, naming who and why.
+    let scenario = scenario
+        .when(break_glass("bg1", sponsored("carl", "alice"), "db-write", "db/prod/orders", MINUTE), t(6))
+        .then_rejects_naming("owner_offboarded", &["bg1", "carl", "alice", &when]);
+    // A principal itself offboarded is denied as such, owner or not.
+    let scenario = scenario.when(offboard("svc-etl"), t(7)).then_ok();
+    let scenario = scenario
+        .when(submit(read_req("w2", workload("svc-etl", "alice"), "db/prod/orders")), t(8))
+        .then_decision(DecisionOutcome::Deny, &["principal_offboarded"]);
+    // One decision per request id still holds.
+    let scenario = scenario
+        .when(submit(read_req("w1", workload("svc-etl", "bob"), "db/prod/orders")), t(9))
+        .then_rejects("request_id_already_decided");
+    // Another owner's workload is not affected.
+    let scenario = scenario
+        .when(submit(read_req("w3", workload("svc-api", "bob"), "db/prod/orders")), t(9))
+        .then_decision(DecisionOutcome::Allow, &["auto_approved"]);
+    assert_eq!(
+        Reason::from_code("owner_offboarded"),
+        Some(Reason::OwnerOffboarded),
+        "a stable code"
+    );
+    assert_eq!(scenario.state().counts().decisions_denied, 3);
+}
+
+#[test]
+fn a_principal_whose_owner_was_offboarded_is_denied_by_the_core_even_under_a_policy_that_allows() {
+    let mut state = policy_state();
+    for event in decide(&state, &offboard("alice"), t(2)).unwrap() {
+        apply(&mut state, &event, t(2)).unwrap();
+    }
+    let request = read_req("w1", workload("svc-etl", "alice"), "db/prod/orders");
+    let allow = engine_decision(DecisionOutcome::Allow, &["auto_approved"], HOUR);
+    for engine in [EngineInput::Decision(allow), EngineInput::None] {
+        let events = decide_with(&state, &submit(request.clone()), t(3), &engine).unwrap();
+        assert_eq!(events.len(), 2, "no grant: {events:?}");
+        let Event::DecisionRecorded(decision) = &events[1] else { panic!("{events:?}") };
+        assert_eq!(decision.outcome, DecisionOutcome::Deny);
+        assert_eq!(decision.reasons, ["owner_offboarded"]);
         assert_eq!(decision.basis, DecisionBasis::Catalog, "the core decided it, not the policy");
         let mut after = state.clone();
         for event in &events {
@@ -1884,6 +1988,98 @@ fn a_scheduled_request_of_an_offboarded_principal_expires_at_its_start() {
         .then_events(vec![expired_event("r1", RequestExpiryReason::PrincipalOffboarded, starts_at)]);
     assert!(!scenario.state().check(&pid("alice"), "read", &res("db/prod/orders"), starts_at));
     assert_eq!(scenario.state().request_status(&rid("r1")), Some(RequestStatus::Expired));
+}
+
+#[test]
+fn a_scheduled_request_whose_owner_was_offboarded_expires_at_its_start() {
+    let starts_at = t(HOUR);
+    let request = starting(read_req("w1", workload("svc-etl", "alice"), "db/prod/orders"), starts_at);
+    let scenario = given_commands([(T0, submit(request.clone())), (t(10 * MINUTE), offboard("alice"))]);
+    // Its start timer is still refused before the start.
+    let scenario = scenario.when(start("w1"), t(30 * MINUTE)).then_rejects("start_not_due");
+    let scenario = scenario
+        .when(start("w1"), starts_at)
+        .then_events(vec![expired_event("w1", RequestExpiryReason::OwnerOffboarded, starts_at)]);
+    assert!(!scenario.state().check(&pid("svc-etl"), "read", &res("db/prod/orders"), starts_at));
+    assert_eq!(scenario.state().request_status(&rid("w1")), Some(RequestStatus::Expired));
+    assert_eq!(RequestExpiryReason::OwnerOffboarded.name(), "owner_offboarded");
+    scenario
+        .when(start("w1"), starts_at.plus_ms(MINUTE))
+        .then_rejects_naming("request_not_scheduled", &["w1", "expired"]);
+}
+
+#[test]
+fn a_risk_signal_closes_the_principals_scheduled_requests_with_its_revocations() {
+    let starts_at = t(2 * HOUR);
+    let scenario = given_commands([
+        // Live now.
+        (T0, submit(read_req("r1", human("alice"), "db/prod/orders"))),
+        // Allowed, to start in two hours.
+        (T0, submit(starting(read_req("r2", human("alice"), "db/prod/users"), starts_at))),
+        // Approved by two DBAs, to start in two hours.
+        (T0, submit(starting(write_req("r3", human("alice")), starts_at))),
+        (t(1), approve("r3", "dana")),
+        (t(2), approve("r3", "dmitri")),
+        // Waiting for approvers: not scheduled yet, left to its approvers.
+        (t(3), submit(starting(write_req("r4", human("alice")), starts_at))),
+        // Bob's, and her agent's: other principals.
+        (t(3), submit(starting(read_req("r5", human("bob"), "db/prod/orders"), starts_at))),
+        (t(3), submit(starting(read_req("r6", agent("alice-bot", "alice"), "db/prod/orders"), starts_at))),
+    ]);
+    let now = t(MINUTE);
+    let scenario = scenario.when(risk("alice"), now).then_events(vec![
+        revoked("r1", RiskSignal, Some("risk-engine"), "impossible travel"),
+        expired_event("r2", RequestExpiryReason::RiskSignal, now),
+        expired_event("r3", RequestExpiryReason::RiskSignal, now),
+    ]);
+    let state = scenario.state();
+    for closed in ["r2", "r3"] {
+        assert_eq!(state.request_status(&rid(closed)), Some(RequestStatus::Expired), "{closed}");
+        assert_eq!(state.scheduled_request(&rid(closed)), None, "{closed}");
+    }
+    assert_eq!(state.request_status(&rid("r4")), Some(RequestStatus::Pending));
+    let left: Vec<_> = state.scheduled_requests(10).into_iter().map(|s| s.request_id).collect();
+    assert_eq!(left, [rid("r5"), rid("r6")]);
+    assert_eq!(state.due_starts(starts_at, 10), [rid("r5"), rid("r6")]);
+    assert_eq!(state.counts().scheduled, 2);
+    assert_eq!(state.counts().requests_expired, 2);
+    assert_eq!(RequestExpiryReason::RiskSignal.name(), "risk_signal");
+    // Their start timers are refused by name, and nothing is issued.
+    let scenario = scenario
+        .when(start("r2"), starts_at)
+        .then_rejects_naming("request_not_scheduled", &["r2", "expired"]);
+    let scenario = scenario
+        .when(start("r3"), starts_at)
+        .then_rejects_naming("request_not_scheduled", &["r3", "expired"]);
+    assert!(!scenario.state().check(&pid("alice"), "read", &res("db/prod/users"), starts_at));
+    // A refusal of the approved one is refused too: it is closed.
+    let scenario = scenario
+        .when(refuse("r3", "dora"), starts_at)
+        .then_rejects_naming("request_not_pending", &["r3", "expired"]);
+    // Nothing left of hers: a second signal is refused, naming her.
+    scenario
+        .when(risk("alice"), t(2 * MINUTE))
+        .then_rejects_naming("principal_has_no_live_grant", &["alice"]);
+}
+
+#[test]
+fn a_risk_signal_with_only_a_scheduled_request_closes_it_and_is_not_refused() {
+    let starts_at = t(HOUR);
+    let scenario = given_commands([(
+        T0,
+        submit(starting(read_req("r1", human("alice"), "db/prod/orders"), starts_at)),
+    )]);
+    // Even a start already come whose timer has not yet: not issued, closed.
+    let scenario = scenario
+        .when(risk("alice"), starts_at.plus_ms(SECOND))
+        .then_events(vec![expired_event("r1", RequestExpiryReason::RiskSignal, starts_at.plus_ms(SECOND))]);
+    let scenario = scenario
+        .when(start("r1"), starts_at.plus_ms(2 * SECOND))
+        .then_rejects_naming("request_not_scheduled", &["r1", "expired"]);
+    assert_eq!(scenario.state().counts().grants_issued, 0);
+    scenario
+        .when(risk("alice"), starts_at.plus_ms(3 * SECOND))
+        .then_rejects_naming("principal_has_no_live_grant", &["alice"]);
 }
 
 // ------------------------------------------------------------------ request expiry

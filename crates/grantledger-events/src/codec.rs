@@ -17,7 +17,12 @@ use crate::Envelope;
 ///   body as malformed rather than misreading it.
 /// - `3`: `RequestSubmitted` gains `starts_at` (a scheduled start), and
 ///   `RequestExpired` (kind 15) is appended. Codec-1 and codec-2 requests
-///   still decode, with no scheduled start.
+///   still decode, with no scheduled start. Later appended to codec 3,
+///   without a new version because no existing layout changed (bincode
+///   writes an enum's variant index, and the earlier indices are
+///   unchanged): the `RequestExpiryReason`s `risk_signal` (index 3) and
+///   `owner_offboarded` (index 4). A reader older than them refuses such a
+///   body as malformed rather than misreading it.
 pub const CODEC_VERSION: u8 = 3;
 
 /// The first codec version, still read.
@@ -415,6 +420,44 @@ mod tests {
         assert_eq!(body[prefix], 14);
         assert_eq!(EventKind::RequestExpired.code(), 15);
         assert!(decode_body(CODEC_VERSION_2, &body).is_err());
+    }
+
+    #[test]
+    fn request_expiry_reasons_are_appended_with_the_next_variant_index() {
+        let expired = |reason| Envelope {
+            event: Event::RequestExpired(RequestExpired {
+                request_id: RequestId::new("req-1").unwrap(),
+                reason,
+                expired_at: Timestamp(1_767_312_000_000),
+            }),
+            ..sample()
+        };
+        let reasons = [
+            (RequestExpiryReason::RequestTtl, "request_ttl"),
+            (
+                RequestExpiryReason::StartWindowPassed,
+                "start_window_passed",
+            ),
+            (
+                RequestExpiryReason::PrincipalOffboarded,
+                "principal_offboarded",
+            ),
+            (RequestExpiryReason::RiskSignal, "risk_signal"),
+            (RequestExpiryReason::OwnerOffboarded, "owner_offboarded"),
+        ];
+        for (index, (reason, name)) in reasons.into_iter().enumerate() {
+            let envelope = expired(reason);
+            let body = encode_body(&envelope);
+            assert_eq!(decode_body(CODEC_VERSION, &body).unwrap(), envelope);
+            // The event's variant index, the request id (a length and
+            // "req-1"), then the reason's variant index.
+            let prefix = body.len() - encode_event_len(&envelope);
+            assert_eq!(body[prefix], 14);
+            assert_eq!(&body[prefix + 1..prefix + 7], b"\x05req-1");
+            assert_eq!(usize::from(body[prefix + 7]), index, "`{name}` keeps index {index}");
+            assert_eq!(reason.name(), name);
+            assert_eq!(serde_json::to_value(reason).unwrap(), name);
+        }
     }
 
     fn encode_event_len(envelope: &Envelope) -> usize {

@@ -398,9 +398,10 @@ pub struct DecisionRecorded {
 #[serde(rename_all = "snake_case")]
 pub enum DecisionBasis {
     /// The catalog rules of `grantledger-core` alone: no policy set was in
-    /// force, or the principal had been offboarded (the core denies its
-    /// requests, `principal_offboarded`, whatever a policy says). A replay
-    /// re-runs them on the recorded request.
+    /// force, or the principal or its owner had been offboarded (the core
+    /// denies its requests, `principal_offboarded` or `owner_offboarded`,
+    /// whatever a policy says). A replay re-runs them on the recorded
+    /// request.
     #[default]
     Catalog,
     /// The policy engine (catalog + Cedar policies + exception rules).
@@ -656,10 +657,12 @@ pub struct ReviewRecorded {
 }
 
 /// A principal left: an HR system or identity provider signalled that the
-/// person (or the workload or agent) is gone. Its live grants are revoked
-/// in the same input (`GrantRevoked{reason: owner_gone}`), a request it
-/// makes afterwards is denied (`principal_offboarded`), and a principal is
-/// offboarded at most once.
+/// person (or the workload or agent) is gone. Its live grants, and those of
+/// the workloads and agents it owns, are revoked in the same input
+/// (`GrantRevoked{reason: owner_gone}`), a request it makes afterwards is
+/// denied (`principal_offboarded`), as is one by a workload or agent naming
+/// it as owner (`owner_offboarded`), and a principal is offboarded at most
+/// once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalOffboarded {
@@ -708,6 +711,15 @@ pub enum RequestExpiryReason {
     StartWindowPassed,
     /// Its principal was offboarded before its scheduled start.
     PrincipalOffboarded,
+    /// A risk signal about its principal came before its scheduled start:
+    /// the signal closes it, in the same input as the revocations of the
+    /// principal's live grants. Appended to codec 3 (the next variant
+    /// index; the earlier ones are unchanged).
+    RiskSignal,
+    /// Its principal's owner (the person accountable for a workload or an
+    /// agent) was offboarded before its scheduled start. Appended to codec 3
+    /// after `risk_signal`.
+    OwnerOffboarded,
 }
 
 impl RequestExpiryReason {
@@ -717,6 +729,8 @@ impl RequestExpiryReason {
             RequestExpiryReason::RequestTtl => "request_ttl",
             RequestExpiryReason::StartWindowPassed => "start_window_passed",
             RequestExpiryReason::PrincipalOffboarded => "principal_offboarded",
+            RequestExpiryReason::RiskSignal => "risk_signal",
+            RequestExpiryReason::OwnerOffboarded => "owner_offboarded",
         }
     }
 }
@@ -724,7 +738,8 @@ impl RequestExpiryReason {
 /// A request lapsed without a grant, recorded when a timer said its time
 /// came: a request waiting for approvers at its request TTL (no approval is
 /// taken after it), or a scheduled request whose start could not be
-/// honoured. The request is closed; nothing was granted.
+/// honoured; or closed by a risk signal about its principal before its
+/// scheduled start. The request is closed; nothing was granted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestExpired {
@@ -733,6 +748,7 @@ pub struct RequestExpired {
     /// Why it lapsed.
     pub reason: RequestExpiryReason,
     /// The deadline that passed: the decision plus the request TTL, the
-    /// start plus the decided TTL, or (offboarded) the scheduled start.
+    /// start plus the decided TTL, (offboarded, or its owner offboarded) the
+    /// scheduled start, or (risk signal) the signal's own ledger time.
     pub expired_at: Timestamp,
 }

@@ -302,9 +302,15 @@ impl Batch<'_> {
                 // gives it back after that (or answers a decided request id
                 // as a duplicate).
                 Err(IdentityFailure { reason, detail }) => EngineInput::IdentityRefused { reason, detail },
-                // The core denies an offboarded principal's request itself:
-                // the engine is not asked.
-                Ok(_) if state.offboarded_at(&request.principal.id).is_some() => EngineInput::None,
+                // The core denies the request of an offboarded principal,
+                // or of one whose owner was offboarded, itself: the engine
+                // is not asked.
+                Ok(_)
+                    if state.offboarded_at(&request.principal.id).is_some()
+                        || state.offboarded_owner(&request.principal).is_some() =>
+                {
+                    EngineInput::None
+                }
                 Ok(verified) => {
                     let request = verified.as_ref().unwrap_or(request);
                     match (&self.ledger.engine, state.policy_hash()) {

@@ -220,6 +220,42 @@ fn once_a_policy_set_is_published_the_engine_decides_and_the_decision_is_recorde
     assert!(ledger.state().grant(&GrantId::for_request(&RequestId::new("r-step-up").unwrap())).is_some());
 }
 
+#[test]
+fn a_workload_whose_owner_was_offboarded_is_denied_by_the_core_without_asking_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ledger, _) = ledger_with_policy(dir.path());
+    let mut batch = ledger.begin(START).unwrap();
+    batch
+        .stage(input(Command::Offboard {
+            principal: PrincipalId::new("alice").unwrap(),
+            by: PrincipalId::new("hr-system").unwrap(),
+            detail: "termination HR-2231".into(),
+        }))
+        .unwrap();
+    // A context value the engine would refuse (`policy_input_invalid`):
+    // the request is recorded and denied all the same, by the core.
+    let mut owned = request("w-1", "svc-etl", "db-prod-read", "db/prod/orders", &["read"], json!({"device_managed": "yes"}));
+    owned.principal = Principal {
+        id: PrincipalId::new("svc-etl").unwrap(),
+        kind: PrincipalKind::Workload,
+        owner: Some(PrincipalId::new("alice").unwrap()),
+    };
+    let staged = batch.stage(input(Command::Submit(owned))).unwrap();
+    assert_eq!(staged.events.len(), 2, "no grant: {:?}", staged.events);
+    let decision = decision_of(&staged.events);
+    assert_eq!(decision.outcome, DecisionOutcome::Deny);
+    assert_eq!(decision.reasons, ["owner_offboarded"]);
+    assert_eq!(decision.basis, DecisionBasis::Catalog, "the core decided it, not the policy");
+    batch.commit().unwrap();
+    drop(ledger);
+    // The log replays: the denial follows the rules on reopen.
+    let ledger = Ledger::open(dir.path(), acme(), LogOptions::default()).unwrap();
+    assert_eq!(
+        ledger.state().request_status(&RequestId::new("w-1").unwrap()),
+        Some(grantledger_core::RequestStatus::Denied)
+    );
+}
+
 fn ledger_pending(batch: &grantledger_ledger::Batch<'_>) -> usize {
     batch.state().pending_requests(16).len()
 }

@@ -191,6 +191,14 @@ pub struct ServiceReceipt {
     /// The decision, for a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<DecisionOutcome>,
+    /// When the request is allowed, or approved by enough approvers, but
+    /// waits for its scheduled start (UTC milliseconds): no grant exists
+    /// yet, the ledger issues it when the start comes. Set on the receipt of
+    /// the input that left it so (its submission, the approval that
+    /// completed it) and of a duplicate while it still waits; absent
+    /// otherwise (granted at once, denied, waiting for approvers, closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at_ms: Option<i64>,
     /// For `rejected`: the reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -241,7 +249,10 @@ pub enum SignalInput {
         #[serde(default)]
         detail: String,
     },
-    /// A risk signal about a principal: revoke all its live grants.
+    /// A risk signal about a principal: revoke all its live grants
+    /// (`risk_signal`) and close its requests waiting for a scheduled start
+    /// (`request_expired`, reason `risk_signal`). Refused
+    /// (`principal_has_no_live_grant`) when it has neither.
     Risk {
         /// The principal.
         principal: PrincipalId,
@@ -252,9 +263,11 @@ pub enum SignalInput {
         detail: String,
     },
     /// A principal left (from an HR system or identity provider): record
-    /// the offboarding and revoke all its live grants (`owner_gone`); its
-    /// later requests are denied. A second offboarding of one principal is
-    /// refused (`principal_already_offboarded`).
+    /// the offboarding and revoke all its live grants and those of the
+    /// workloads and agents it owns (`owner_gone`); its later requests are
+    /// denied (`principal_offboarded`), as are theirs (`owner_offboarded`).
+    /// A second offboarding of one principal is refused
+    /// (`principal_already_offboarded`).
     Offboarded {
         /// Who left.
         principal: PrincipalId,
@@ -448,7 +461,14 @@ fn nats(error: impl std::fmt::Display) -> ServiceError {
 
 /// What became of one input in a batch.
 enum Fate {
-    Staged { request_id: Option<String>, sequences: Vec<u64>, outcome: Option<DecisionOutcome> },
+    /// Staged; `starts_at_ms` when the input left its request waiting for
+    /// a scheduled start.
+    Staged {
+        request_id: Option<String>,
+        sequences: Vec<u64>,
+        outcome: Option<DecisionOutcome>,
+        starts_at_ms: Option<i64>,
+    },
     Duplicate { request_id: RequestId },
     Rejected { reason: String, detail: String, request_id: Option<String> },
     /// A request whose identity did not verify: refused, and the refusal is
@@ -865,7 +885,7 @@ fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, commands: Vec<Comman
         Some(rejection) if sequences.is_empty() => {
             Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id: None }
         }
-        _ => Fate::Staged { request_id: None, sequences, outcome: None },
+        _ => Fate::Staged { request_id: None, sequences, outcome: None, starts_at_ms: None },
     }
 }
 
@@ -941,8 +961,16 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
         let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         let subject = message.subject.to_string();
         let (receipt, notice, terminate) = match fate {
-            Fate::Staged { request_id, sequences, outcome } => (
-                ServiceReceipt { status: "committed".into(), request_id, sequences, outcome, reason: None, detail: None },
+            Fate::Staged { request_id, sequences, outcome, starts_at_ms } => (
+                ServiceReceipt {
+                    status: "committed".into(),
+                    request_id,
+                    sequences,
+                    outcome,
+                    starts_at_ms,
+                    reason: None,
+                    detail: None,
+                },
                 None,
                 false,
             ),
@@ -955,6 +983,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     request_id: Some(request_id.as_str().to_owned()),
                     sequences: prior.as_ref().map(|p| p.sequences.clone()).unwrap_or_default(),
                     outcome: prior.map(|p| p.outcome),
+                    starts_at_ms: scheduled_start(ledger.state(), &request_id),
                     reason: Some("request_id_already_decided".into()),
                     detail: None,
                 };
@@ -981,6 +1010,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     request_id: Some(request_id.as_str().to_owned()),
                     sequences,
                     outcome: None,
+                    starts_at_ms: None,
                     reason: Some(reason.clone()),
                     detail: Some(detail.clone()),
                 };
@@ -1003,6 +1033,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                         request_id,
                         sequences: Vec::new(),
                         outcome: None,
+                        starts_at_ms: None,
                         reason: Some(reason),
                         detail: Some(detail),
                     },
@@ -1232,19 +1263,20 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
         Ok(command) => command,
         Err((reason, detail)) => return rejected(&reason, detail),
     };
-    let request_id = match &command {
+    let named = match &command {
         Command::Submit(request) => {
             if request.tenant.as_str() != tenant {
                 return rejected("unknown_tenant", format!("tenant `{}` is not served here", request.tenant.as_str()));
             }
-            Some(request.request_id.as_str().to_owned())
+            Some(request.request_id.clone())
         }
         Command::Approve { request_id, .. }
         | Command::Deny { request_id, .. }
         | Command::Start { request_id }
-        | Command::ExpireRequest { request_id } => Some(request_id.as_str().to_owned()),
+        | Command::ExpireRequest { request_id } => Some(request_id.clone()),
         _ => None,
     };
+    let request_id = named.as_ref().map(|id| id.as_str().to_owned());
     if !batch.is_empty() && batch.is_full() {
         // Cannot happen with FETCH_MAX <= BATCH_INPUTS_MAX.
         return rejected("batch_full", "retry".to_owned());
@@ -1263,12 +1295,20 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
                 Event::DecisionRecorded(decision) => Some(decision.outcome.clone()),
                 _ => None,
             });
-            Fate::Staged { request_id, sequences, outcome }
+            // Decided, or approved, but not issued: the receipt says when.
+            let starts_at_ms = named.as_ref().and_then(|id| scheduled_start(batch.state(), id));
+            Fate::Staged { request_id, sequences, outcome, starts_at_ms }
         }
         Err(Rejection::RequestIdAlreadyDecided { request_id }) => Fate::Duplicate { request_id },
         Err(rejection @ Rejection::IdentityRejected { .. }) => refused_fate(rejection, request_id, Vec::new()),
         Err(rejection) => Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id },
     }
+}
+
+/// The scheduled start of `request_id`, in UTC milliseconds, when it is
+/// allowed or approved and waiting for it (no grant yet).
+fn scheduled_start(state: &grantledger_core::State, request_id: &RequestId) -> Option<i64> {
+    state.scheduled_request(request_id).map(|scheduled| scheduled.starts_at.as_millis())
 }
 
 /// The fate of an input refused with its refusal in the log (`sequences`:

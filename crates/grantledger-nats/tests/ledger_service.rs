@@ -28,6 +28,13 @@ fn request(id: &str) -> String {
     )
 }
 
+/// A request by workload `svc-etl`, owned by `owner`.
+fn workload_request(id: &str, owner: &str) -> String {
+    format!(
+        r#"{{"request_id":"{id}","tenant":"acme","principal":{{"id":"svc-etl","kind":"workload","owner":"{owner}"}},"entitlement":"db-prod-read","resource":"db/prod/orders","actions":["read"],"justification":"nightly export"}}"#
+    )
+}
+
 async fn next_json<T: serde::de::DeserializeOwned>(sub: &mut async_nats::Subscriber) -> T {
     let message = within("message", sub.next()).await.expect("a message");
     serde_json::from_slice(&message.payload).expect("json")
@@ -261,24 +268,30 @@ async fn an_offboarding_signal_revokes_the_principals_grants_and_denies_its_late
     let mut running = start_service().await;
     let granted = running.send(requests_subject("acme").unwrap(), request("r-1")).await;
     assert_eq!((granted.status.as_str(), granted.sequences.as_slice()), ("committed", &[2, 3, 4][..]));
+    assert_eq!(granted.starts_at_ms, None, "granted at once");
+    // A workload she owns holds a grant too.
+    let owned = running.send(requests_subject("acme").unwrap(), workload_request("w-1", "alice")).await;
+    assert_eq!((owned.status.as_str(), owned.sequences.as_slice()), ("committed", &[5, 6, 7][..]));
 
     let signal = r#"{"type":"offboarded","principal":"alice","by":"hr-system","detail":"termination HR-2231"}"#;
     let receipt = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
     assert_eq!(receipt.status, "committed", "{receipt:?}");
-    assert_eq!(receipt.sequences, [5, 6], "the offboarding, then its revocation");
-    let (subject, offboarded) = running.event(5).await;
+    assert_eq!(receipt.sequences, [8, 9, 10], "the offboarding, then the revocations of hers and her workload's");
+    let (subject, offboarded) = running.event(8).await;
     assert_eq!(subject, "ledger.events.acme.principal_offboarded");
     assert_eq!(offboarded["envelope"]["correlation"], "offboard:alice");
     assert_eq!(
         offboarded["envelope"]["event"]["principal_offboarded"],
         serde_json::json!({"principal": "alice", "by": "hr-system", "detail": "termination HR-2231"})
     );
-    let (subject, revoked) = running.event(6).await;
-    assert_eq!(subject, "ledger.events.acme.grant_revoked");
-    let revoked = &revoked["envelope"]["event"]["grant_revoked"];
-    assert_eq!(revoked["grant_id"], "grant:r-1");
-    assert_eq!(revoked["reason"], "owner_gone");
-    assert_eq!(revoked["revoked_by"], "hr-system");
+    for (sequence, grant) in [(9, "grant:r-1"), (10, "grant:w-1")] {
+        let (subject, revoked) = running.event(sequence).await;
+        assert_eq!(subject, "ledger.events.acme.grant_revoked");
+        let revoked = &revoked["envelope"]["event"]["grant_revoked"];
+        assert_eq!(revoked["grant_id"], grant);
+        assert_eq!(revoked["reason"], "owner_gone");
+        assert_eq!(revoked["revoked_by"], "hr-system");
+    }
 
     // Offboarded once: a second signal is refused by name, and terminated.
     let again = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
@@ -293,12 +306,21 @@ async fn an_offboarding_signal_revokes_the_principals_grants_and_denies_its_late
     assert_eq!(denied.outcome, Some(grantledger_events::DecisionOutcome::Deny));
     let (_, decision) = running.event(denied.sequences[1]).await;
     assert_eq!(decision["envelope"]["event"]["decision_recorded"]["reasons"], serde_json::json!(["principal_offboarded"]));
+    // So is her workload's: nobody answers for it any more.
+    let denied = running.send(requests_subject("acme").unwrap(), workload_request("w-2", "alice")).await;
+    assert_eq!(denied.status, "committed");
+    assert_eq!(denied.outcome, Some(grantledger_events::DecisionOutcome::Deny));
+    let (_, decision) = running.event(denied.sequences[1]).await;
+    assert_eq!(decision["envelope"]["event"]["decision_recorded"]["reasons"], serde_json::json!(["owner_offboarded"]));
+    // The same workload under a present owner is decided as usual.
+    let allowed = running.send(requests_subject("acme").unwrap(), workload_request("w-3", "bob")).await;
+    assert_eq!(allowed.outcome, Some(grantledger_events::DecisionOutcome::Allow));
 
     // A signal of another type with a field it lacks is refused by name.
     let wrong = r#"{"type":"offboarded","principal":"bob","by":"hr-system","grant_id":"grant:r-1"}"#;
     let refused = running.send(signals_subject("acme").unwrap(), wrong.to_owned()).await;
     assert_eq!(refused.reason.as_deref(), Some("unknown_field"), "{refused:?}");
-    assert_eq!(running.events_held().await, 8);
+    assert_eq!(running.events_held().await, 17);
     running.stop().await;
 }
 
@@ -332,6 +354,93 @@ async fn a_refused_identity_token_is_recorded_once_and_answered_with_its_refusal
     let notice: RejectionNotice = next_json(&mut running.rejections).await;
     assert_eq!(notice.reason, "identity_rejected");
     assert_eq!(running.events_held().await, 2);
+    running.stop().await;
+}
+
+/// A scheduled request's receipts carry its start while no grant exists
+/// (its submission's, the completing approval's, a duplicate's), and a
+/// risk signal about its principal closes it in the signal's input, so its
+/// start timer is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_receipt_names_its_start_and_a_risk_signal_closes_it_before_then() {
+    let now = 1_900_000_000_000_i64;
+    let starts_at = now + 3_600_000;
+    let (clock, _time) = Clock::manual(grantledger_events::Timestamp(now));
+    let mut running = start_service_with(|config| config.clock = clock).await;
+    let requests = requests_subject("acme").unwrap();
+
+    // Granted at once: no start on the receipt, not even as null.
+    let granted = running.send(requests.clone(), request("r-1")).await;
+    assert_eq!((granted.sequences.as_slice(), granted.starts_at_ms), (&[2, 3, 4][..], None));
+    assert!(serde_json::to_value(&granted).unwrap().get("starts_at_ms").is_none());
+
+    // Allowed, to start in an hour: decided, not issued, and the receipt
+    // says when.
+    let scheduled_body = format!(
+        r#"{{"request_id":"s-1","tenant":"acme","principal":{{"id":"alice","kind":"human"}},"entitlement":"db-prod-read","resource":"db/prod/users","actions":["read"],"justification":"maintenance window","starts_at_ms":{starts_at}}}"#
+    );
+    let scheduled = running.send(requests.clone(), scheduled_body.clone()).await;
+    assert_eq!(scheduled.status, "committed");
+    assert_eq!(scheduled.outcome, Some(grantledger_events::DecisionOutcome::Allow));
+    assert_eq!(scheduled.sequences, [5, 6], "the request and its decision, no grant");
+    assert_eq!(scheduled.starts_at_ms, Some(starts_at));
+    assert_eq!(serde_json::to_value(&scheduled).unwrap()["starts_at_ms"], starts_at);
+    // A duplicate while it waits says so too.
+    let duplicate = running.send(requests.clone(), scheduled_body.clone()).await;
+    assert_eq!((duplicate.status.as_str(), duplicate.starts_at_ms), ("duplicate", Some(starts_at)));
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.original.and_then(|original| original.starts_at_ms), Some(starts_at));
+
+    // Approved by two DBAs before its start: the first approval's receipt
+    // has no start (still waiting for approvers), the completing one's has.
+    let write = format!(
+        r#"{{"request_id":"s-2","tenant":"acme","principal":{{"id":"bob","kind":"human"}},"entitlement":"db-prod-write","resource":"db/prod/orders","actions":["write"],"justification":"migration","ticket":"CHG-7","starts_at_ms":{starts_at}}}"#
+    );
+    let pending = running.send(requests.clone(), write).await;
+    assert!(matches!(pending.outcome, Some(grantledger_events::DecisionOutcome::NeedsApproval { .. })), "{pending:?}");
+    assert_eq!(pending.starts_at_ms, None, "waiting for approvers, not scheduled yet");
+    let approve = |who: &str| {
+        format!(r#"{{"request_id":"s-2","approver":"{who}","decision":"approve","comment":"ok"}}"#)
+    };
+    let approvals = grantledger_nats::approvals_subject("acme").unwrap();
+    let first = running.send(approvals.clone(), approve("dana")).await;
+    assert_eq!((first.status.as_str(), first.starts_at_ms), ("committed", None), "{first:?}");
+    let second = running.send(approvals, approve("dmitri")).await;
+    assert_eq!((second.status.as_str(), second.starts_at_ms), ("committed", Some(starts_at)), "{second:?}");
+    assert_eq!(second.sequences, [10], "the approval, no grant yet");
+
+    // A risk signal about alice: her live grant revoked and her scheduled
+    // request closed, in one input; bob's is not touched.
+    let signal = r#"{"type":"risk","principal":"alice","by":"risk-engine","detail":"impossible travel"}"#;
+    let receipt = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[11, 12][..]), "{receipt:?}");
+    let (subject, revoked) = running.event(11).await;
+    assert_eq!(subject, "ledger.events.acme.grant_revoked");
+    assert_eq!(revoked["envelope"]["event"]["grant_revoked"]["grant_id"], "grant:r-1");
+    assert_eq!(revoked["envelope"]["event"]["grant_revoked"]["reason"], "risk_signal");
+    let (subject, closed) = running.event(12).await;
+    assert_eq!(subject, "ledger.events.acme.request_expired");
+    assert_eq!(
+        closed["envelope"]["event"]["request_expired"],
+        serde_json::json!({"request_id": "s-1", "reason": "risk_signal", "expired_at": now})
+    );
+    // Closed: a duplicate no longer names a start, and its start timer is
+    // refused by name, recording nothing.
+    let duplicate = running.send(requests, scheduled_body).await;
+    assert_eq!((duplicate.status.as_str(), duplicate.starts_at_ms), ("duplicate", None));
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+    let timer = running
+        .send(timers_subject("acme").unwrap(), r#"{"request_id":"s-1","kind":"start"}"#.to_owned())
+        .await;
+    assert_eq!((timer.status.as_str(), timer.reason.as_deref()), ("rejected", Some("request_not_scheduled")), "{timer:?}");
+    assert!(timer.detail.as_deref().unwrap_or_default().contains("`expired`"), "{timer:?}");
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "request_not_scheduled");
+    // Nothing else of hers: a second signal is refused, naming her.
+    let again = running.send(signals_subject("acme").unwrap(), signal.to_owned()).await;
+    assert_eq!(again.reason.as_deref(), Some("principal_has_no_live_grant"), "{again:?}");
+    assert!(again.detail.as_deref().unwrap_or_default().contains("`alice`"), "{again:?}");
+    assert_eq!(running.events_held().await, 12);
     running.stop().await;
 }
 

@@ -258,7 +258,8 @@ pub enum Evidence {
     },
     /// The request lapsed without a grant.
     RequestExpiry {
-        /// Why: `request_ttl`, `start_window_passed`, `principal_offboarded`.
+        /// Why: `request_ttl`, `start_window_passed`, `principal_offboarded`,
+        /// `risk_signal`, `owner_offboarded`.
         reason: RequestExpiryReason,
         /// The deadline that passed.
         expired_at: Timestamp,

@@ -477,9 +477,9 @@ impl Projection for ExpiryTimers {
             Event::PolicyPublished(_)
             | Event::BreakGlassInvoked(_)
             | Event::ReviewRecorded(_)
-            // An offboarding's revocations are their own events; its
-            // principal's scheduled starts come due and the ledger records
-            // them expired.
+            // An offboarding's revocations are their own events; the
+            // scheduled starts of its principal and of what it owns come
+            // due and the ledger records them expired.
             | Event::PrincipalOffboarded(_)
             | Event::IdentityRefused(_) => {}
         }

@@ -1410,3 +1410,107 @@ fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
         assert_eq!(clean_digest::<AuditEvidence>(&all_events), small_batches::<AuditEvidence>(&all_events, size));
     }
 }
+
+#[test]
+fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start() {
+    use grantledger_core::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let options = grantledger_log::LogOptions {
+        sync: false,
+        ..grantledger_log::LogOptions::default()
+    };
+    let mut ledger = grantledger_ledger::Ledger::create(
+        &dir.path().join("log"),
+        grantledger_events::TenantId::new("sim").unwrap(),
+        options,
+    )
+    .unwrap();
+    let approve = |id: &str, who: &str| Command::Approve {
+        request_id: RequestId::new(id).unwrap(),
+        approver: PrincipalId::new(who).unwrap(),
+        comment: "ok".into(),
+    };
+    let mut events = run_batch(
+        &mut ledger,
+        START,
+        vec![Command::PublishCatalog {
+            text: SCHEDULE_CATALOG.into(),
+            published_by: PrincipalId::new("catalog-admin").unwrap(),
+        }],
+    );
+    events.extend(run_batch(
+        &mut ledger,
+        START,
+        vec![
+            // Allowed, to start in two hours; approved, to start in three.
+            schedule_request("s1", "db-read", Some(START.plus_ms(2 * HOUR))),
+            schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
+            approve("w1", "dana"),
+            approve("w1", "dmitri"),
+        ],
+    ));
+    let store = tempfile::tempdir().unwrap();
+    let mut timers = Projector::<ExpiryTimers>::open(&store.path().join("timers")).unwrap();
+    let mut current = Projector::<CurrentGrants>::open(&store.path().join("current")).unwrap();
+    let mut audit = Projector::<AuditEvidence>::open(&store.path().join("audit")).unwrap();
+    timers.apply(&events).unwrap();
+    current.apply(&events).unwrap();
+    audit.apply(&events).unwrap();
+    let listed = |current: &Projector<CurrentGrants>| -> Vec<String> {
+        current.scheduled(100).unwrap().into_iter().map(|item| item.request_id.to_string()).collect()
+    };
+    assert_eq!(listed(&current), ["s1", "w1"]);
+    let due = timer_names(&timers.due(START.plus_ms(3 * HOUR), 100).unwrap());
+    assert_eq!(due, ["start s1", "start w1"].into_iter().map(String::from).collect());
+
+    // A risk signal about alice, before either start: both closed.
+    let signal = run_batch(
+        &mut ledger,
+        START.plus_ms(HOUR),
+        vec![Command::RiskSignal {
+            principal: PrincipalId::new("alice").unwrap(),
+            by: PrincipalId::new("risk-engine").unwrap(),
+            detail: "impossible travel".into(),
+        }],
+    );
+    let reasons: Vec<_> = signal
+        .iter()
+        .map(|committed| match &committed.envelope.event {
+            Event::RequestExpired(expired) => (expired.request_id.to_string(), expired.reason, expired.expired_at),
+            other => panic!("only the closures: {other:?}"),
+        })
+        .collect();
+    let closed_at = START.plus_ms(HOUR);
+    let risk = grantledger_events::RequestExpiryReason::RiskSignal;
+    assert_eq!(reasons, [("s1".to_string(), risk, closed_at), ("w1".to_string(), risk, closed_at)]);
+    timers.apply(&signal).unwrap();
+    current.apply(&signal).unwrap();
+    audit.apply(&signal).unwrap();
+
+    // current-grants lists nothing scheduled, expiry-timers hands out no
+    // start, and nothing gives access at the starts.
+    assert!(listed(&current).is_empty());
+    assert!(timers.due(START.plus_ms(4 * HOUR + TIMER_RESEND_AFTER_MS), 100).unwrap().is_empty());
+    let alice = PrincipalId::new("alice").unwrap();
+    let orders = ResourceId::new("db/prod/orders").unwrap();
+    assert!(!current.check(&alice, "read", &orders, START.plus_ms(2 * HOUR)).unwrap());
+    assert!(!current.check(&alice, "write", &orders, START.plus_ms(3 * HOUR)).unwrap());
+    assert!(ledger.state().scheduled_requests(100).is_empty());
+    // audit-evidence: each chain ends with the closure and its reason.
+    for id in ["s1", "w1"] {
+        let (chain, _) = audit.evidence(&RequestId::new(id).unwrap()).unwrap();
+        assert!(
+            matches!(
+                &chain.last().unwrap().evidence,
+                Evidence::RequestExpiry { reason, expired_at }
+                    if *reason == risk && *expired_at == closed_at
+            ),
+            "{id}: {chain:?}"
+        );
+    }
+    // The projections are what a replay from the log gives.
+    let all_events: Vec<Committed> = events.iter().chain(&signal).cloned().collect();
+    assert_eq!(timers.digest().unwrap(), clean_digest::<ExpiryTimers>(&all_events));
+    assert_eq!(current.digest().unwrap(), clean_digest::<CurrentGrants>(&all_events));
+    assert_eq!(audit.digest().unwrap(), clean_digest::<AuditEvidence>(&all_events));
+}

@@ -583,6 +583,8 @@ struct AuditedRequest {
 #[derive(Clone)]
 pub struct AuditedGrant {
     pub principal: String,
+    /// The holder's owner, for a workload or an agent.
+    pub owner: Option<String>,
     pub resource: String,
     pub actions: Vec<String>,
     pub issued_at: Timestamp,
@@ -626,6 +628,11 @@ impl Auditor {
                     "rule broken: break-glass by offboarded `{}`",
                     e.principal.id
                 );
+                assert!(
+                    !owner_offboarded(&self.offboarded, &e.principal),
+                    "rule broken: break-glass by `{}`, whose owner was offboarded",
+                    e.principal.id
+                );
                 let fresh = self
                     .requests
                     .insert(
@@ -663,6 +670,13 @@ impl Auditor {
                         (&e.outcome, e.reasons.as_slice()),
                         (&DecisionOutcome::Deny, &["principal_offboarded".to_string()][..]),
                         "rule broken: offboarded `{}` not denied",
+                        request.principal.id
+                    );
+                } else if owner_offboarded(&self.offboarded, &request.principal) {
+                    assert_eq!(
+                        (&e.outcome, e.reasons.as_slice()),
+                        (&DecisionOutcome::Deny, &["owner_offboarded".to_string()][..]),
+                        "rule broken: `{}`, whose owner was offboarded, not denied",
                         request.principal.id
                     );
                 }
@@ -708,6 +722,11 @@ impl Auditor {
                         "rule broken: approval of offboarded `{}`'s request",
                         request.principal.id
                     );
+                    assert!(
+                        !owner_offboarded(&self.offboarded, &request.principal),
+                        "rule broken: approval of a request of `{}`, whose owner was offboarded",
+                        request.principal.id
+                    );
                 }
                 match e.verdict {
                     ApprovalVerdict::Approve => assert!(
@@ -730,6 +749,12 @@ impl Auditor {
                 assert!(
                     !self.offboarded.contains_key(e.principal.id.as_str()),
                     "rule broken: grant `{}` to offboarded `{}`",
+                    e.grant_id,
+                    e.principal.id
+                );
+                assert!(
+                    !owner_offboarded(&self.offboarded, &e.principal),
+                    "rule broken: grant `{}` to `{}`, whose owner was offboarded",
                     e.grant_id,
                     e.principal.id
                 );
@@ -782,6 +807,7 @@ impl Auditor {
                         e.grant_id.to_string(),
                         AuditedGrant {
                             principal: e.principal.id.to_string(),
+                            owner: e.principal.owner.as_ref().map(ToString::to_string),
                             resource: e.resource.to_string(),
                             actions: e.actions.clone(),
                             issued_at: e.issued_at,
@@ -858,6 +884,9 @@ impl Auditor {
             }
             Event::RequestExpired(e) => {
                 assert!(at >= e.expired_at, "expired before its deadline");
+                if e.reason == grantledger_events::RequestExpiryReason::RiskSignal {
+                    assert_eq!(e.expired_at, at, "a risk signal closes a request at its own time");
+                }
                 assert!(
                     !self.grants.contains_key(GrantId::for_request(&e.request_id).as_str()),
                     "rule broken: request `{}` expired after its grant",
@@ -932,6 +961,21 @@ impl Auditor {
         assert_eq!(counts.grants_issued, self.grants_issued);
         assert_eq!(state.revocation_debt(usize::MAX).len() as u64, debt);
 
+        // Every grant live at its holder's owner's offboarding was revoked
+        // with it.
+        for grant in self.grants.values() {
+            let Some(&offboarded_at) = grant.owner.as_ref().and_then(|owner| self.offboarded.get(owner))
+            else {
+                continue;
+            };
+            if grant.issued_at <= offboarded_at && offboarded_at < grant.expires_at {
+                assert!(
+                    grant.revoked_at.is_some_and(|revoked_at| revoked_at <= offboarded_at),
+                    "rule broken: a grant of `{}` outlived its owner's offboarding at `{offboarded_at}`",
+                    grant.principal
+                );
+            }
+        }
         // Every grant live at its holder's offboarding was revoked with it.
         for grant in self.grants.values() {
             let Some(&offboarded_at) = self.offboarded.get(&grant.principal) else {
@@ -976,6 +1020,14 @@ impl Auditor {
             );
         }
     }
+}
+
+/// Whether `principal` names an owner in `offboarded`.
+fn owner_offboarded(offboarded: &BTreeMap<String, Timestamp>, principal: &Principal) -> bool {
+    principal
+        .owner
+        .as_ref()
+        .is_some_and(|owner| offboarded.contains_key(owner.as_str()))
 }
 
 /// Applies `events` to a fresh state and returns its digest.
