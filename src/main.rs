@@ -224,11 +224,19 @@ enum Commands {
         #[arg(long)]
         bundle: bool,
     },
-    /// Try and test policies: decide a request with a catalog and Cedar
-    /// policies, or run a policy directory's table tests.
+    /// Try, test and publish policies: decide a request with a catalog and
+    /// Cedar policies, run a policy directory's table tests, or put a policy
+    /// set in force (into a stopped ledger's log, or through the running
+    /// ledger over NATS).
     Policy {
         #[command(subcommand)]
         action: policy_cli::PolicyAction,
+    },
+    /// Put a catalog of entitlements in force: into a stopped ledger's log,
+    /// or through the running ledger over NATS.
+    Catalog {
+        #[command(subcommand)]
+        action: policy_cli::CatalogAction,
     },
     /// Sign a checkpoint of the whole log (origin, tree size, Merkle root,
     /// time) with the ledger's key, keep it in the log's metadata, print it,
@@ -372,6 +380,7 @@ fn main() -> ExitCode {
         Commands::Show { data, from, limit } => commands::show(&data, from, limit),
         Commands::Keys { action } => proofs::keys(action),
         Commands::Policy { action } => policy_cli::policy(action),
+        Commands::Catalog { action } => policy_cli::catalog(action),
         Commands::VerifyBundle { bundle, public_keys, json } => proofs::verify_bundle(&bundle, &public_keys, json),
     };
     match result {

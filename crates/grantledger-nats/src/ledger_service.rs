@@ -44,15 +44,31 @@ use serde::{Deserialize, Serialize};
 use crate::streams::{GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError, ensure_streams};
 use crate::clock::Clock;
 use crate::subjects::{
-    CHECKPOINTS_SUBJECT,    InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject, rejections_subject,
-    requests_subject, revocations_subject, signals_subject, timers_subject,
+    CHECKPOINTS_SUBJECT, InputKind, approvals_subject, backfill_subject, ledger_events_subject, parse_input_subject,
+    policy_subject, rejections_subject, requests_subject, revocations_subject, signals_subject, timers_subject,
 };
 
 /// The header a producer sets to get a receipt on that subject.
 pub const REPLY_TO_HEADER: &str = "Grantledger-Reply-To";
 
-/// The largest input body accepted, in bytes.
+/// The largest input body accepted, in bytes (policy inputs have their own
+/// bound, [`POLICY_INPUT_BYTES_MAX`]).
 pub const INPUT_BYTES_MAX: usize = 64 * 1024;
+
+/// The largest body accepted on `grants.policy.<tenant>`, in bytes: policy
+/// sets and catalogs are larger than requests. Below NATS's default
+/// `max_payload` (1 MiB), which the shipped config keeps, with room for the
+/// headers; the texts inside are bounded again by the core
+/// (`grantledger_core::POLICY_BYTES_MAX`, the catalog's own limit).
+pub const POLICY_INPUT_BYTES_MAX: usize = 512 * 1024;
+
+/// The largest body accepted for an input of `kind`, in bytes.
+pub fn input_bytes_max(kind: InputKind) -> usize {
+    match kind {
+        InputKind::Policy => POLICY_INPUT_BYTES_MAX,
+        _ => INPUT_BYTES_MAX,
+    }
+}
 
 /// The most inputs pulled (and decided in one batch) at once.
 pub const FETCH_MAX: usize = 256;
@@ -205,6 +221,13 @@ pub struct ServiceReceipt {
     /// For `rejected`: the detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For a policy set committed from `grants.policy.<tenant>`: its hash,
+    /// which the decisions made under it cite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<String>,
+    /// For a catalog committed from `grants.policy.<tenant>`: its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_hash: Option<String>,
 }
 
 /// An approval or denial, on `grants.approvals.<tenant>`.
@@ -307,6 +330,63 @@ pub enum RevocationInput {
         /// Attempt number, from 1.
         attempt: u32,
     },
+}
+
+/// The name of the JSON Schema file of [`PolicyInput`] under `schemas/`.
+pub const POLICY_INPUT_SCHEMA_FILE: &str = "policy-input.schema.json";
+
+/// A catalog or a policy set to put in force, on `grants.policy.<tenant>`
+/// (from an admin or a policy author; the shipped NATS config lets nobody
+/// else publish there). The body is at most 512 KiB
+/// ([`POLICY_INPUT_BYTES_MAX`]). Unknown fields are refused.
+///
+/// The ledger stages the matching command in its next batch: a catalog that
+/// does not parse is refused (`catalog_invalid`, with the catalog's
+/// message), a policy set that does not parse, validate against the Cedar
+/// schema or fit the catalog in force is refused (`policy_invalid`, with
+/// Cedar's message), as is a catalog the policy set in force does not fit;
+/// a refused one records nothing, and what is in force stays in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicyInput {
+    /// Put this catalog of entitlements in force (a `catalog_published`
+    /// event); later decisions use it and cite its hash.
+    Catalog {
+        /// The catalog, TOML, exactly as it will be hashed and stored.
+        text: String,
+        /// Who publishes it.
+        published_by: PrincipalId,
+    },
+    /// Put this Cedar policy set in force (a `policy_published` event);
+    /// from then on the policy engine decides every request, and each
+    /// decision cites the set's hash.
+    Policy {
+        /// The Cedar policies, exactly as they will be hashed and stored.
+        policy_text: String,
+        /// The exception rules (TOML), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exceptions_text: Option<String>,
+        /// Who publishes it.
+        published_by: PrincipalId,
+    },
+}
+
+impl PolicyInput {
+    /// The command the ledger stages for it.
+    pub fn command(self) -> Command {
+        match self {
+            PolicyInput::Catalog { text, published_by } => Command::PublishCatalog { text, published_by },
+            PolicyInput::Policy { policy_text, exceptions_text, published_by } => {
+                Command::PublishPolicy { policy_text, exceptions_text, published_by }
+            }
+        }
+    }
+}
+
+/// The JSON Schema of [`PolicyInput`]. `schemas/policy-input.schema.json`
+/// holds it; a test keeps it current.
+pub fn policy_input_schema() -> schemars::Schema {
+    schemars::schema_for!(PolicyInput)
 }
 
 /// The name of the JSON Schema file of [`TimerInput`] under `schemas/`.
@@ -468,6 +548,8 @@ enum Fate {
         sequences: Vec<u64>,
         outcome: Option<DecisionOutcome>,
         starts_at_ms: Option<i64>,
+        /// The hash of the policy set or catalog the input put in force.
+        published: Published,
     },
     Duplicate { request_id: RequestId },
     Rejected { reason: String, detail: String, request_id: Option<String> },
@@ -475,6 +557,27 @@ enum Fate {
     /// in the log (recorded by this input, or by an earlier delivery of the
     /// request id: then `sequences` is empty until looked up).
     IdentityRefused { request_id: RequestId, detail: String, sequences: Vec<u64> },
+}
+
+/// What a policy input put in force, for its receipt.
+#[derive(Default)]
+struct Published {
+    policy_hash: Option<String>,
+    catalog_hash: Option<String>,
+}
+
+impl Published {
+    fn of(events: &[Event]) -> Published {
+        let mut published = Published::default();
+        for event in events {
+            match event {
+                Event::PolicyPublished(policy) => published.policy_hash = Some(policy.policy_hash.clone()),
+                Event::CatalogPublished(catalog) => published.catalog_hash = Some(catalog.catalog_hash.clone()),
+                _ => {}
+            }
+        }
+        published
+    }
 }
 
 /// Runs the service until `shutdown` completes, then finishes the batch in
@@ -490,6 +593,7 @@ pub async fn run(
         signals_subject(&config.tenant),
         revocations_subject(&config.tenant),
         timers_subject(&config.tenant),
+        policy_subject(&config.tenant),
     ]
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
@@ -534,7 +638,26 @@ pub async fn run(
     .await
     .map_err(ServiceError::Connect)?;
     let js = jetstream::new(client.clone());
-    ensure_streams(&js, &config.streams).await?;
+    let streams = ensure_streams(&js, &config.streams).await?;
+    // A GRANT_INPUT made by an earlier version lacks the subjects added
+    // since (the policy inputs): run without them rather than not at all
+    // (the consumer may not filter on a subject its stream does not
+    // capture), and say how to add them.
+    let mut input_subjects = input_subjects;
+    input_subjects.retain(|subject| {
+        let pattern = parse_input_subject(subject).map(|input| format!("grants.{}.*", input.kind.token())).unwrap_or_default();
+        let lacking = streams.lacks(GRANT_INPUT_STREAM, &pattern);
+        if lacking {
+            tracing::warn!(
+                stream = GRANT_INPUT_STREAM,
+                missing = %pattern,
+                "the stream was made by an earlier version and does not capture `{pattern}`: inputs on `{subject}` \
+                 cannot be published until an operator adds the subject to the stream (with the admin user, see \
+                 deploy/README.md) and restarts the ledger"
+            );
+        }
+        !lacking
+    });
 
     // Converge LEDGER_EVENTS to the log before taking new work.
     let position = stream_position(&js, &config.tenant).await?;
@@ -555,20 +678,44 @@ pub async fn run(
     }
 
     let stream = js.get_stream(GRANT_INPUT_STREAM).await.map_err(nats)?;
-    let consumer = stream
-        .get_or_create_consumer(
-            &config.durable_name,
-            pull::Config {
-                durable_name: Some(config.durable_name.clone()),
-                filter_subjects: input_subjects,
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: INPUTS_UNACKED_MAX as i64,
-                ..Default::default()
-            },
-        )
+    let consumer_config = pull::Config {
+        durable_name: Some(config.durable_name.clone()),
+        filter_subjects: input_subjects.clone(),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: INPUTS_UNACKED_MAX as i64,
+        ..Default::default()
+    };
+    let mut consumer = stream
+        .get_or_create_consumer(&config.durable_name, consumer_config.clone())
         .await
         .map_err(nats)?;
+    // A durable consumer made by an earlier version (or before the stream
+    // captured the policy inputs) filters on fewer subjects: widen it, so
+    // that the inputs on the new ones reach this ledger. Nothing else of
+    // it changes: it keeps its position. An unfiltered one (nats-server 2.9
+    // ignores `filter_subjects`) already takes every subject of the stream,
+    // and is left as it is.
+    let filters = |info: &jetstream::consumer::Info| {
+        let mut subjects = info.config.filter_subjects.clone();
+        if !info.config.filter_subject.is_empty() {
+            subjects.push(info.config.filter_subject.clone());
+        }
+        subjects.sort();
+        subjects
+    };
+    let mut wanted = input_subjects;
+    wanted.sort();
+    let found = filters(consumer.cached_info());
+    if !found.is_empty() && found != wanted {
+        tracing::info!(consumer = %config.durable_name, ?found, ?wanted, "updating the subjects of the ledger's consumer");
+        consumer = stream.update_consumer(consumer_config).await.map_err(|error| {
+            ServiceError::Nats(format!(
+                "cannot set the subjects of consumer `{}` on `{GRANT_INPUT_STREAM}` to {wanted:?} (it has {found:?}): {error}",
+                config.durable_name
+            ))
+        })?;
+    }
     tracing::info!(tenant = %config.tenant, head, "ledger service running");
 
     let backfill = client
@@ -859,6 +1006,7 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
                 Command::ReportRevocationFailure { grant_id, worker, error, attempt }
             }
         },
+        InputKind::Policy => serde_json::from_slice::<PolicyInput>(payload).map_err(named)?.command(),
         InputKind::Timer => {
             return Err(("internal".into(), "timers are decided by `decide_timers`, not parsed here".into()));
         }
@@ -885,7 +1033,7 @@ fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, commands: Vec<Comman
         Some(rejection) if sequences.is_empty() => {
             Fate::Rejected { reason: rejection.code().to_owned(), detail: rejection.to_string(), request_id: None }
         }
-        _ => Fate::Staged { request_id: None, sequences, outcome: None, starts_at_ms: None },
+        _ => Fate::Staged { request_id: None, sequences, outcome: None, starts_at_ms: None, published: Published::default() },
     }
 }
 
@@ -961,7 +1109,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
         let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         let subject = message.subject.to_string();
         let (receipt, notice, terminate) = match fate {
-            Fate::Staged { request_id, sequences, outcome, starts_at_ms } => (
+            Fate::Staged { request_id, sequences, outcome, starts_at_ms, published } => (
                 ServiceReceipt {
                     status: "committed".into(),
                     request_id,
@@ -970,6 +1118,8 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     starts_at_ms,
                     reason: None,
                     detail: None,
+                    policy_hash: published.policy_hash,
+                    catalog_hash: published.catalog_hash,
                 },
                 None,
                 false,
@@ -986,6 +1136,8 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     starts_at_ms: scheduled_start(ledger.state(), &request_id),
                     reason: Some("request_id_already_decided".into()),
                     detail: None,
+                    policy_hash: None,
+                    catalog_hash: None,
                 };
                 let notice = RejectionNotice {
                     reason: "request_id_already_decided".into(),
@@ -1013,6 +1165,8 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                     starts_at_ms: None,
                     reason: Some(reason.clone()),
                     detail: Some(detail.clone()),
+                    policy_hash: None,
+                    catalog_hash: None,
                 };
                 let notice = RejectionNotice { reason, detail, subject, stream_sequence, original: None };
                 (receipt, Some(notice), true)
@@ -1036,6 +1190,8 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                         starts_at_ms: None,
                         reason: Some(reason),
                         detail: Some(detail),
+                        policy_hash: None,
+                        catalog_hash: None,
                     },
                     Some(notice),
                     true,
@@ -1243,8 +1399,9 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
     if input.tenant != tenant {
         return rejected("unknown_tenant", format!("tenant `{}` is not served here", input.tenant));
     }
-    if message.payload.len() > INPUT_BYTES_MAX {
-        return rejected("oversized", format!("{} bytes, at most {INPUT_BYTES_MAX}", message.payload.len()));
+    let bound = input_bytes_max(input.kind);
+    if message.payload.len() > bound {
+        return rejected("oversized", format!("{} bytes, at most {bound}", message.payload.len()));
     }
     let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
     let causation = Causation::Input(format!("{GRANT_INPUT_STREAM}:{stream_sequence}"));
@@ -1297,7 +1454,7 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
             });
             // Decided, or approved, but not issued: the receipt says when.
             let starts_at_ms = named.as_ref().and_then(|id| scheduled_start(batch.state(), id));
-            Fate::Staged { request_id, sequences, outcome, starts_at_ms }
+            Fate::Staged { request_id, sequences, outcome, starts_at_ms, published: Published::of(&staged.events) }
         }
         Err(Rejection::RequestIdAlreadyDecided { request_id }) => Fate::Duplicate { request_id },
         Err(rejection @ Rejection::IdentityRejected { .. }) => refused_fate(rejection, request_id, Vec::new()),

@@ -9,6 +9,7 @@
 pub mod clock;
 mod connect;
 pub mod ledger_service;
+pub mod policy_admin;
 pub mod projector_service;
 pub mod revoker;
 pub mod streams;
@@ -17,11 +18,11 @@ pub mod subjects;
 pub use clock::{Clock, ManualTime};
 pub use streams::{
     GRANT_EXPIRY_STREAM, GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError,
-    StreamsErrorKind, ensure_streams, stream_configs,
+    StreamsErrorKind, StreamsReport, ensure_streams, stream_configs,
 };
 pub use subjects::{
     CHECKPOINTS_SUBJECT, InputKind, InputSubject, SubjectError, SubjectErrorKind, TokenRole,
     approvals_subject, expiry_filter, expiry_subject, ledger_events_filter, ledger_events_subject,
-    parse_input_subject, query_subject, rejections_subject, requests_subject, revocations_subject,
-    signals_subject, status_subject, timers_subject,
+    parse_input_subject, policy_subject, query_subject, rejections_subject, requests_subject,
+    revocations_subject, signals_subject, status_subject, timers_subject,
 };

@@ -7,6 +7,14 @@
 //! a stream that would lose events (memory storage, a purge, a limit that
 //! discards) or capture the wrong subjects. It never updates a stream: that
 //! is an operator's decision, taken with the admin user.
+//!
+//! Upgrades: a subject this version added to a stream
+//! ([`GRANT_INPUT_SUBJECTS_ADDED`], the policy inputs) may be missing from a
+//! stream an earlier version made. Such a stream is accepted, not refused,
+//! so that upgrading the ledger does not stop a running deployment (and the
+//! ledger could not fix it: the shipped config denies it stream updates);
+//! [`StreamsReport`] names what it lacks, the ledger logs it and runs
+//! without those inputs until an operator adds the subjects.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,9 +23,12 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, ErrorCode};
 
-use crate::subjects::{GRANT_EXPIRY_SUBJECTS, GRANT_INPUT_SUBJECTS, LEDGER_EVENTS_SUBJECTS};
+use crate::subjects::{
+    GRANT_EXPIRY_SUBJECTS, GRANT_INPUT_SUBJECTS, GRANT_INPUT_SUBJECTS_ADDED, LEDGER_EVENTS_SUBJECTS,
+};
 
-/// Inputs to the ledger: requests, approvals, signals, revocation reports, timers.
+/// Inputs to the ledger: requests, approvals, signals, revocation reports,
+/// timers, catalogs and policy sets.
 pub const GRANT_INPUT_STREAM: &str = "GRANT_INPUT";
 
 /// Events the ledger committed, and its checkpoints. Never purged, never
@@ -97,18 +108,53 @@ pub fn stream_configs(config: &StreamsConfig) -> [Config; 3] {
 /// [`stream_configs`]; the first difference is the error. Bounded by the
 /// context's request timeout: at most three JetStream requests per stream.
 ///
-/// What is checked: subjects (as a set), storage, retention, duplicate
-/// window, replicas, not sealed, acks on; on `LEDGER_EVENTS` also deny
-/// delete, deny purge, no rollup and no limit that discards events. Limits on
-/// `GRANT_INPUT` and `GRANT_EXPIRY` are left to operators.
+/// What is checked: subjects (as a set, except that subjects added by a
+/// later version may be missing: see [`StreamsReport`]), storage,
+/// retention, duplicate window, replicas, not sealed, acks on; on
+/// `LEDGER_EVENTS` also deny delete, deny purge, no rollup and no limit that
+/// discards events. Limits on `GRANT_INPUT` and `GRANT_EXPIRY` are left to
+/// operators.
 pub async fn ensure_streams(
     jetstream: &jetstream::Context,
     config: &StreamsConfig,
-) -> Result<(), StreamsError> {
+) -> Result<StreamsReport, StreamsError> {
+    let mut report = StreamsReport::default();
     for expected in stream_configs(config) {
-        ensure_stream(jetstream, &expected).await?;
+        for subject in ensure_stream(jetstream, &expected).await? {
+            report.missing_subjects.push((expected.name.clone(), subject));
+        }
     }
-    Ok(())
+    Ok(report)
+}
+
+/// What [`ensure_streams`] accepted short of the expected configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamsReport {
+    /// `(stream, subject)`: subjects a later version added to a stream
+    /// (only [`GRANT_INPUT_SUBJECTS_ADDED`]) that the existing stream, made
+    /// by an earlier version, does not capture. Nothing published on them
+    /// is stored until an operator adds them to the stream (with the admin
+    /// user; the ledger never updates a stream).
+    pub missing_subjects: Vec<(String, String)>,
+}
+
+impl StreamsReport {
+    /// True when `stream` exists without `subject`, which a later version added.
+    pub fn lacks(&self, stream: &str, subject: &str) -> bool {
+        self.missing_subjects
+            .iter()
+            .any(|(name, missing)| name == stream && missing == subject)
+    }
+}
+
+/// The subjects of stream `name` that a version after the first added, and
+/// that an existing stream may therefore lack.
+fn subjects_added_later(name: &str) -> &'static [&'static str] {
+    if name == GRANT_INPUT_STREAM {
+        &GRANT_INPUT_SUBJECTS_ADDED
+    } else {
+        &[]
+    }
 }
 
 /// Why [`ensure_streams`] refused to go on.
@@ -265,10 +311,12 @@ enum Detail {
     Failure(String),
 }
 
+/// Creates or checks one stream; returns the subjects added later that it
+/// lacks.
 async fn ensure_stream(
     jetstream: &jetstream::Context,
     expected: &Config,
-) -> Result<(), StreamsError> {
+) -> Result<Vec<String>, StreamsError> {
     let name = expected.name.as_str();
     match jetstream.get_stream(name).await {
         Ok(stream) => return check_stream(expected, &stream.cached_info().config),
@@ -301,8 +349,9 @@ fn is_stream_name_taken(kind: &CreateStreamErrorKind) -> bool {
 }
 
 /// The first setting of `found` that differs from `expected` in a way the
-/// ledger cannot accept.
-fn check_stream(expected: &Config, found: &Config) -> Result<(), StreamsError> {
+/// ledger cannot accept; else the subjects a later version added to the
+/// stream (see [`subjects_added_later`]) that `found` lacks, accepted.
+fn check_stream(expected: &Config, found: &Config) -> Result<Vec<String>, StreamsError> {
     let stream = expected.name.as_str();
     let refuse = |kind, setting, expected: String, found: String| {
         Err(StreamsError::mismatch(
@@ -310,7 +359,23 @@ fn check_stream(expected: &Config, found: &Config) -> Result<(), StreamsError> {
         ))
     };
 
-    let mut subjects_expected = expected.subjects.clone();
+    // A stream made before a subject was added lacks it: accepted (reported),
+    // so that an upgrade keeps an existing deployment running. Any other
+    // difference, a subject missing since the first version included, is
+    // refused.
+    let added_later = subjects_added_later(stream);
+    let missing: Vec<String> = expected
+        .subjects
+        .iter()
+        .filter(|subject| added_later.contains(&subject.as_str()) && !found.subjects.contains(subject))
+        .cloned()
+        .collect();
+    let mut subjects_expected: Vec<String> = expected
+        .subjects
+        .iter()
+        .filter(|subject| !missing.contains(subject))
+        .cloned()
+        .collect();
     let mut subjects_found = found.subjects.clone();
     subjects_expected.sort();
     subjects_found.sort();
@@ -429,7 +494,7 @@ fn check_stream(expected: &Config, found: &Config) -> Result<(), StreamsError> {
             );
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 fn storage_name(storage: StorageType) -> &'static str {
@@ -463,11 +528,12 @@ mod tests {
         assert_eq!(expiry.name, GRANT_EXPIRY_STREAM);
         assert_eq!(events.subjects, ["ledger.events.>", "ledger.checkpoints"]);
         assert_eq!(expiry.subjects, ["grants.expiry.>"]);
-        assert_eq!(input.subjects.len(), 5);
+        assert_eq!(input.subjects.len(), 6);
+        assert!(input.subjects.contains(&"grants.policy.*".to_owned()));
         for stream in [&input, &events, &expiry] {
             assert_eq!(stream.storage, StorageType::File);
             assert_eq!(stream.duplicate_window, DUPLICATE_WINDOW_DEFAULT);
-            assert_eq!(check_stream(stream, stream), Ok(()));
+            assert_eq!(check_stream(stream, stream), Ok(Vec::new()));
         }
         assert!(events.deny_delete && events.deny_purge && !events.allow_rollup);
     }
@@ -582,7 +648,29 @@ mod tests {
         found.deny_purge = true;
         found.deny_delete = true;
         found.max_age = Duration::from_secs(86_400 * 30);
-        assert_eq!(check_stream(&expected, &found), Ok(()));
+        assert_eq!(check_stream(&expected, &found), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn an_input_stream_made_before_policy_inputs_is_accepted_and_what_it_lacks_reported() {
+        let expected = stream_configs(&StreamsConfig::default())[0].clone();
+        let mut earlier = expected.clone();
+        earlier.subjects.retain(|subject| subject != "grants.policy.*");
+        assert_eq!(earlier.subjects.len(), 5);
+        assert_eq!(check_stream(&expected, &earlier), Ok(vec!["grants.policy.*".to_owned()]));
+
+        // Only a subject added later may be missing: one the first version
+        // had is still refused, naming every subject expected.
+        let mut spoiled = earlier.clone();
+        spoiled.subjects.retain(|subject| subject != "grants.timers.*");
+        let error = check_stream(&expected, &spoiled).unwrap_err();
+        assert_eq!(error.kind(), StreamsErrorKind::Subjects);
+        assert!(error.expected().unwrap().contains("grants.policy.*"), "{error}");
+        // And a subject added later is not missing from any other stream.
+        let events = ledger_events();
+        let mut spoiled = events.clone();
+        spoiled.subjects.pop();
+        assert_eq!(check_stream(&events, &spoiled).unwrap_err().kind(), StreamsErrorKind::Subjects);
     }
 
     #[test]

@@ -8,13 +8,21 @@
 use std::fmt;
 
 /// The subjects of the `GRANT_INPUT` stream: what the ledger consumes.
-pub const GRANT_INPUT_SUBJECTS: [&str; 5] = [
+pub const GRANT_INPUT_SUBJECTS: [&str; 6] = [
     "grants.requests.*",
     "grants.approvals.*",
     "grants.signals.*",
     "grants.revocations.*",
     "grants.timers.*",
+    "grants.policy.*",
 ];
+
+/// The subjects of [`GRANT_INPUT_SUBJECTS`] added after streams were first
+/// deployed: a `GRANT_INPUT` stream made by an earlier version lacks them.
+/// `ensure_streams` accepts such a stream and reports what it lacks (the
+/// ledger may not update a stream; an operator adds them), and the ledger
+/// runs without the inputs on them until then.
+pub const GRANT_INPUT_SUBJECTS_ADDED: [&str; 1] = ["grants.policy.*"];
 
 /// The subjects of the `LEDGER_EVENTS` stream: what the ledger committed.
 pub const LEDGER_EVENTS_SUBJECTS: [&str; 2] = ["ledger.events.>", CHECKPOINTS_SUBJECT];
@@ -52,6 +60,13 @@ pub fn revocations_subject(tenant: &str) -> Result<String, SubjectError> {
 /// `grants.timers.<tenant>`: the expiry projector's "this time has come".
 pub fn timers_subject(tenant: &str) -> Result<String, SubjectError> {
     input_subject(InputKind::Timer, tenant)
+}
+
+/// `grants.policy.<tenant>`: a catalog or a policy set to put in force,
+/// from an admin or a policy author (policy administration of a running
+/// ledger).
+pub fn policy_subject(tenant: &str) -> Result<String, SubjectError> {
+    input_subject(InputKind::Policy, tenant)
 }
 
 /// `grants.rejections.<tenant>`: inputs the ledger refused, with a named
@@ -127,16 +142,19 @@ pub enum InputKind {
     Revocation,
     /// `grants.timers.<tenant>`
     Timer,
+    /// `grants.policy.<tenant>`
+    Policy,
 }
 
 impl InputKind {
     /// Every input kind, in the order of [`GRANT_INPUT_SUBJECTS`].
-    pub const ALL: [InputKind; 5] = [
+    pub const ALL: [InputKind; 6] = [
         InputKind::Request,
         InputKind::Approval,
         InputKind::Signal,
         InputKind::Revocation,
         InputKind::Timer,
+        InputKind::Policy,
     ];
 
     /// The subject token after `grants.`.
@@ -147,6 +165,7 @@ impl InputKind {
             InputKind::Signal => "signals",
             InputKind::Revocation => "revocations",
             InputKind::Timer => "timers",
+            InputKind::Policy => "policy",
         }
     }
 }
@@ -289,6 +308,7 @@ mod tests {
             "grants.revocations.acme"
         );
         assert_eq!(timers_subject("acme").unwrap(), "grants.timers.acme");
+        assert_eq!(policy_subject("acme").unwrap(), "grants.policy.acme");
         assert_eq!(
             rejections_subject("acme").unwrap(),
             "grants.rejections.acme"
@@ -336,6 +356,8 @@ mod tests {
             "grants.requests",
             "grants.requests.",
             "grants.requests.acme.extra",
+            "grants.policy.acme.extra",
+            "grants.policies.acme",
             "grants.expiry.acme",
             "grants.rejections.acme",
             "ledger.events.acme.grant_issued",
@@ -376,5 +398,15 @@ mod tests {
             "tenant `a\\tb` holds `\\t`, so it cannot be a subject token"
         );
         assert!(requests_subject(&"t".repeat(SUBJECT_TOKEN_BYTES_MAX)).is_ok());
+        for tenant in ["acme.eu", "*", ">", ""] {
+            assert!(policy_subject(tenant).is_err(), "{tenant:?}");
+        }
+    }
+
+    #[test]
+    fn subjects_added_later_are_input_subjects() {
+        for subject in GRANT_INPUT_SUBJECTS_ADDED {
+            assert!(GRANT_INPUT_SUBJECTS.contains(&subject), "{subject}");
+        }
     }
 }

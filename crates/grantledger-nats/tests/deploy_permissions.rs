@@ -26,6 +26,7 @@ use common::{STEP_WAIT, publish_acked, within};
 enum Role {
     Producer,
     Api,
+    PolicyAuthor,
     Ledger,
     ExpiryProjector,
     Projector,
@@ -34,9 +35,10 @@ enum Role {
 }
 
 impl Role {
-    const NOT_ADMIN: [Role; 6] = [
+    const NOT_ADMIN: [Role; 7] = [
         Role::Producer,
         Role::Api,
+        Role::PolicyAuthor,
         Role::Ledger,
         Role::ExpiryProjector,
         Role::Projector,
@@ -47,6 +49,7 @@ impl Role {
         match self {
             Role::Producer => "producer",
             Role::Api => "api",
+            Role::PolicyAuthor => "policy_author",
             Role::Ledger => "ledger",
             Role::ExpiryProjector => "expiry_projector",
             Role::Projector => "projector",
@@ -61,6 +64,7 @@ impl Role {
         match self {
             // Four tokens: captured by no stream, so "no responders" answers.
             Role::Producer | Role::Api => "grants.requests.round.trip",
+            Role::PolicyAuthor => "grants.policy.round.trip",
             Role::Ledger | Role::ExpiryProjector | Role::Projector => {
                 "$JS.API.STREAM.INFO.LEDGER_EVENTS"
             }
@@ -72,6 +76,7 @@ impl Role {
     fn inbox_prefix(self) -> &'static str {
         match self {
             Role::Producer | Role::Api | Role::Admin => "_INBOX",
+            Role::PolicyAuthor => "_INBOX_POLICY",
             Role::Ledger => "_INBOX_LEDGER",
             Role::ExpiryProjector => "_INBOX_EXPIRY",
             Role::Projector => "_INBOX_PROJECTOR",
@@ -324,11 +329,14 @@ async fn the_ledger_creates_and_checks_its_streams_and_publishes_events() {
 #[tokio::test]
 async fn each_role_publishes_what_it_owns() {
     let deployment = deployment_with_streams().await;
-    let rows: [(Role, &str, &str); 9] = [
+    let rows: [(Role, &str, &str); 11] = [
         (Role::Producer, "grants.requests.acme", GRANT_INPUT_STREAM),
         (Role::Producer, "grants.signals.acme", GRANT_INPUT_STREAM),
         (Role::Api, "grants.requests.acme", GRANT_INPUT_STREAM),
         (Role::Api, "grants.approvals.acme", GRANT_INPUT_STREAM),
+        // Catalogs and policy sets: the policy author and the admin only.
+        (Role::PolicyAuthor, "grants.policy.acme", GRANT_INPUT_STREAM),
+        (Role::Admin, "grants.policy.acme", GRANT_INPUT_STREAM),
         (
             Role::Ledger,
             "ledger.events.acme.decision_recorded",
@@ -362,10 +370,12 @@ async fn each_role_publishes_what_it_owns() {
 #[tokio::test]
 async fn publishing_outside_a_role_is_refused_and_reaches_no_stream() {
     let deployment = deployment_with_streams().await;
-    let rows: [(Role, &[&str]); 6] = [
+    let rows: [(Role, &[&str]); 7] = [
         (
             Role::Producer,
             &[
+                // Nobody but a policy author (or admin) puts a policy in force.
+                "grants.policy.acme",
                 "ledger.events.acme.grant_issued",
                 "ledger.checkpoints",
                 "grants.approvals.acme",
@@ -378,14 +388,27 @@ async fn publishing_outside_a_role_is_refused_and_reaches_no_stream() {
         (
             Role::Api,
             &[
+                "grants.policy.acme",
                 "ledger.events.acme.grant_issued",
                 "grants.timers.acme",
                 "grants.expiry.acme.postgres",
             ],
         ),
         (
+            Role::PolicyAuthor,
+            &[
+                "grants.requests.acme",
+                "grants.signals.acme",
+                "grants.approvals.acme",
+                "ledger.events.acme.policy_published",
+                "grants.rejections.acme",
+                "grants.query.acme.check",
+            ],
+        ),
+        (
             Role::Ledger,
             &[
+                "grants.policy.acme",
                 "grants.requests.acme",
                 "grants.timers.acme",
                 "grants.expiry.acme.postgres",
@@ -393,7 +416,11 @@ async fn publishing_outside_a_role_is_refused_and_reaches_no_stream() {
         ),
         (
             Role::ExpiryProjector,
-            &["ledger.events.acme.grant_revoked", "grants.requests.acme"],
+            &[
+                "ledger.events.acme.grant_revoked",
+                "grants.requests.acme",
+                "grants.policy.acme",
+            ],
         ),
         (
             Role::Projector,
@@ -408,6 +435,7 @@ async fn publishing_outside_a_role_is_refused_and_reaches_no_stream() {
                 "grants.expiry.acme.postgres",
                 "ledger.events.acme.revocation_confirmed",
                 "grants.requests.acme",
+                "grants.policy.acme",
             ],
         ),
     ];
@@ -431,7 +459,7 @@ async fn publishing_outside_a_role_is_refused_and_reaches_no_stream() {
 #[tokio::test]
 async fn subscribing_outside_a_role_is_refused() {
     let deployment = Deployment::start();
-    let rows: [(Role, &[&str]); 4] = [
+    let rows: [(Role, &[&str]); 5] = [
         // Not the inputs of others, not the events, not another role's inbox,
         // where pulled messages and JetStream replies travel.
         (
@@ -449,6 +477,11 @@ async fn subscribing_outside_a_role_is_refused() {
             &["grants.>", "grants.requests.*", "ledger.>", "_INBOX.>"],
         ),
         (Role::Ledger, &["_INBOX.>", "grants.expiry.>"]),
+        // Not the producers' inbox, and not the inputs.
+        (
+            Role::PolicyAuthor,
+            &["_INBOX.>", "grants.>", "grants.policy.acme", "_INBOX_LEDGER.>"],
+        ),
         (Role::Projector, &["ledger.>", "_INBOX_LEDGER.>"]),
     ];
     for (role, subjects) in rows {
@@ -960,4 +993,86 @@ async fn the_projector_services_run_under_the_shipped_config() {
     for projector in projectors {
         within("projector stop", projector).await.expect("joined").expect("a projector stops cleanly");
     }
+}
+
+/// Policy administration of the running ledger under the shipped config:
+/// the `policy_author` user (with its own inbox prefix) and `admin` put a
+/// policy set in force through `grants.policy.<tenant>` and get the ledger's
+/// receipt; a producer's attempt is refused by the server and reaches no
+/// stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_author_and_the_admin_publish_policies_through_the_ledger_and_a_producer_may_not() {
+    use grantledger_nats::ledger_service::{self, PolicyInput, ServiceConfig};
+    use grantledger_nats::policy_admin::{self, AdminConnection, AdminError};
+
+    let deployment = Deployment::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ServiceConfig::new(dir.path().join("ledger"), deployment.server.url(), "acme".into());
+    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
+    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(ledger_service::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let admin = deployment.connect(Role::Admin).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
+        if service.is_finished() {
+            panic!("the ledger service stopped: {:?}", service.await);
+        }
+        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let connection = |role: Role, timeout: Duration| AdminConnection {
+        url: deployment.server.url(),
+        tenant: "acme".into(),
+        creds_file: None,
+        user_password: Some((role.user().into(), deployment.password(role))),
+        inbox_prefix: Some(role.inbox_prefix().into()),
+        timeout,
+        receipt_wait: common::STEP_WAIT,
+    };
+    let policy = |text: &str| PolicyInput::Policy {
+        policy_text: text.to_owned(),
+        exceptions_text: None,
+        published_by: grantledger_events::PrincipalId::new("alice").expect("an id"),
+    };
+    let workloads_only = "@id(\"workloads-read-db\")\npermit (principal is Workload, action == Action::\"request\", resource in Entitlement::\"db-prod-read\");\n";
+    let everyone = "@id(\"everyone-reads-db\")\npermit (principal, action == Action::\"request\", resource in Entitlement::\"db-prod-read\");\n";
+
+    // The policy author: its receipt comes to `_INBOX_POLICY.`, which the
+    // ledger may publish to and producers may not read.
+    let receipt = within(
+        "publish",
+        policy_admin::publish(&connection(Role::PolicyAuthor, Duration::from_secs(5)), &policy(workloads_only)),
+    )
+    .await
+    .expect("the policy author gets a receipt");
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[2][..]), "{receipt:?}");
+    assert_eq!(receipt.policy_hash, Some(grantledger_events::policy_hash(workloads_only, None)));
+    // The admin may too.
+    let receipt = within("publish", policy_admin::publish(&connection(Role::Admin, Duration::from_secs(5)), &policy(everyone)))
+        .await
+        .expect("the admin gets a receipt");
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[3][..]), "{receipt:?}");
+
+    // A producer may not: the server drops the publish (no JetStream ack
+    // comes) and reports the violation; nothing reaches GRANT_INPUT.
+    let error = within(
+        "publish",
+        policy_admin::publish(&connection(Role::Producer, JETSTREAM_REQUEST_WAIT), &policy(workloads_only)),
+    )
+    .await
+    .expect_err("a producer may not publish a policy");
+    assert!(matches!(error, AdminError::NotAcknowledged { .. }), "{error}");
+    assert!(error.to_string().contains("`grants.policy.acme`"), "{error}");
+    let mut producer = deployment.connect(Role::Producer).await;
+    producer.expect_publish_refused("grants.policy.acme").await;
+    assert_eq!(message_count(&admin.jetstream, GRANT_INPUT_STREAM).await, 2, "the author's and the admin's inputs only");
+    assert_eq!(message_count(&admin.jetstream, LEDGER_EVENTS_STREAM).await, 3, "the catalog and two policy sets");
+
+    stop_tx.send(()).expect("service still running");
+    within("stop", service).await.expect("joined").expect("the service stops cleanly");
 }

@@ -3,7 +3,10 @@
 //! original outcome; a poison message is rejected by name and terminated, and
 //! the messages behind it are still decided. An offboarding signal is
 //! recorded with the revocations it causes; a request whose identity token
-//! does not verify is refused, and the refusal recorded once.
+//! does not verify is refused, and the refusal recorded once. A policy set or
+//! a catalog published on `grants.policy.<tenant>` is committed and decides
+//! what follows, or is refused by name and changes nothing; a deployment
+//! whose input stream predates policy inputs keeps running.
 
 mod common;
 
@@ -17,7 +20,14 @@ use grantledger_nats::ledger_service::{
     run, signal_schema, timer_schema,
 };
 use grantledger_nats::ledger_service::TIMER_GRANTS_MAX;
-use grantledger_nats::{Clock, LEDGER_EVENTS_STREAM, rejections_subject, requests_subject, signals_subject, timers_subject};
+use grantledger_nats::ledger_service::{
+    INPUT_BYTES_MAX, POLICY_INPUT_BYTES_MAX, POLICY_INPUT_SCHEMA_FILE, PolicyInput, policy_input_schema,
+};
+use grantledger_nats::policy_admin::{self, AdminConnection, AdminError};
+use grantledger_nats::{
+    Clock, GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, policy_subject, rejections_subject, requests_subject,
+    signals_subject, stream_configs, timers_subject,
+};
 use grantledger_testkit::NatsServer;
 
 use common::{connect, within};
@@ -199,6 +209,7 @@ fn backfill_reads_in_order_within_bounds_and_names_bad_requests() {
 /// needs to talk to it: receipts and rejection notices subscribed.
 struct Running {
     _server: NatsServer,
+    url: String,
     _data: tempfile::TempDir,
     js: jetstream::Context,
     receipts: async_nats::Subscriber,
@@ -232,7 +243,7 @@ async fn start_service_with(configure: impl FnOnce(&mut ServiceConfig)) -> Runni
     let receipts = client.subscribe("_INBOX.receipts").await.expect("subscribe");
     let rejections = client.subscribe(rejections_subject("acme").unwrap()).await.expect("subscribe");
     client.flush().await.expect("flush");
-    Running { _server: server, _data: data, js, receipts, rejections, stop, service }
+    Running { url: server.url(), _server: server, _data: data, js, receipts, rejections, stop, service }
 }
 
 impl Running {
@@ -566,5 +577,361 @@ fn timer_schema_is_current_and_timers_parse_old_and_new_bodies() {
     ] {
         let error = command(body).unwrap_err();
         assert!(error.contains(named), "{body}: {error}");
+    }
+}
+
+/// A policy set for the built-in catalog: only workloads may read the
+/// production database. Humans, whom the catalog alone allows, are then
+/// denied (`no_permit_matched`).
+const WORKLOADS_ONLY: &str = "@id(\"workloads-read-db\")\npermit (principal is Workload, action == Action::\"request\", resource in Entitlement::\"db-prod-read\");\n";
+
+/// The JSON body of a policy input.
+fn policy_body(policy_text: &str) -> String {
+    serde_json::json!({"type": "policy", "policy_text": policy_text, "published_by": "policy-admin"}).to_string()
+}
+
+/// The decision recorded for a request, from LEDGER_EVENTS.
+async fn decision(running: &Running, receipt: &ServiceReceipt) -> serde_json::Value {
+    let (subject, event) = running.event(receipt.sequences[1]).await;
+    assert_eq!(subject, "ledger.events.acme.decision_recorded");
+    event["envelope"]["event"]["decision_recorded"].clone()
+}
+
+/// (a) A policy set published over NATS gets a committed receipt naming its
+/// sequence and hash, its event is on LEDGER_EVENTS, and the next request is
+/// decided by it, citing that hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_published_over_nats_is_committed_and_decides_the_next_request() {
+    let mut running = start_service().await;
+    let requests = requests_subject("acme").unwrap();
+    let before = running.send(requests.clone(), request("r-1")).await;
+    assert_eq!(before.outcome, Some(grantledger_events::DecisionOutcome::Allow));
+    assert_eq!(decision(&running, &before).await["basis"], "catalog", "no policy set in force yet");
+
+    let published = running.send(policy_subject("acme").unwrap(), policy_body(WORKLOADS_ONLY)).await;
+    let hash = grantledger_events::policy_hash(WORKLOADS_ONLY, None);
+    assert_eq!(published.status, "committed", "{published:?}");
+    assert_eq!(published.sequences, [5], "after the catalog and r-1's three events");
+    assert_eq!(published.policy_hash.as_deref(), Some(hash.as_str()));
+    assert_eq!((published.request_id.as_deref(), published.catalog_hash.as_deref()), (None, None));
+    let (subject, event) = running.event(5).await;
+    assert_eq!(subject, "ledger.events.acme.policy_published");
+    let event_body = &event["envelope"]["event"]["policy_published"];
+    assert_eq!(event_body["policy_hash"], hash.as_str());
+    assert_eq!(event_body["policy_text"], WORKLOADS_ONLY);
+    assert_eq!(event_body["published_by"], "policy-admin");
+    assert_eq!(event["envelope"]["producer"], "nats:policy");
+
+    // The same human request is now decided by the policy engine: denied,
+    // no permit matched, citing the new hash; a workload's is allowed.
+    let after = running.send(requests.clone(), request("r-2")).await;
+    assert_eq!(after.outcome, Some(grantledger_events::DecisionOutcome::Deny), "{after:?}");
+    let basis = &decision(&running, &after).await["basis"]["policy"];
+    assert_eq!(basis["policy_hash"], hash.as_str());
+    assert_eq!(basis["no_permit_matched"], true);
+    let workload = running.send(requests, workload_request("w-1", "bob")).await;
+    assert_eq!(workload.outcome, Some(grantledger_events::DecisionOutcome::Allow), "{workload:?}");
+    let basis = &decision(&running, &workload).await["basis"]["policy"];
+    assert_eq!((basis["policy_hash"].as_str(), &basis["determining_policies"]), (Some(hash.as_str()), &serde_json::json!(["workloads-read-db"])));
+
+    // The same set again: refused by name (already in force), nothing recorded.
+    let again = running.send(policy_subject("acme").unwrap(), policy_body(WORKLOADS_ONLY)).await;
+    assert_eq!((again.status.as_str(), again.reason.as_deref()), ("rejected", Some("policy_already_in_force")));
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!((notice.reason.as_str(), notice.subject.as_str()), ("policy_already_in_force", "grants.policy.acme"));
+    assert_eq!(running.events_held().await, 10, "catalog, r-1 (3), policy, r-2 (2), w-1 (3)");
+    running.stop().await;
+}
+
+/// (b) A policy set that does not parse or validate, or a malformed policy
+/// input, is refused by name with Cedar's (or serde's) message, in the
+/// receipt and on `grants.rejections.<tenant>`; nothing is recorded and the
+/// policy set in force still decides the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_does_not_validate_is_refused_by_name_and_the_one_in_force_stays() {
+    let mut running = start_service().await;
+    let policy = policy_subject("acme").unwrap();
+    let in_force = running.send(policy.clone(), policy_body(WORKLOADS_ONLY)).await;
+    assert_eq!(in_force.status, "committed", "{in_force:?}");
+    let hash = in_force.policy_hash.clone().expect("a policy hash");
+
+    let rows = [
+        // Validates against nothing: no such context attribute.
+        (
+            policy_body("@id(\"badge\")\npermit (principal, action == Action::\"request\", resource) when { context.badge_color == \"red\" };"),
+            "policy_invalid",
+            "badge_color",
+        ),
+        // Does not parse.
+        (policy_body("@id(\"p\")\npermit (principal, action, resource"), "policy_invalid", "unexpected end of input"),
+        // Parses, validates, names an entitlement the catalog does not have.
+        (
+            policy_body("@id(\"ghost\")\npermit (principal, action == Action::\"request\", resource in Entitlement::\"no-such-entry\");"),
+            "policy_invalid",
+            "no-such-entry",
+        ),
+        // Exception rules that do not parse refuse the whole set.
+        (
+            serde_json::json!({"type": "policy", "policy_text": "@id(\"p\")\npermit (principal, action, resource);", "exceptions_text": "[[rule]]\nbroken = ", "published_by": "policy-admin"}).to_string(),
+            "policy_invalid",
+            "",
+        ),
+        // Malformed inputs: an unknown field, an unknown type, no publisher.
+        (
+            serde_json::json!({"type": "policy", "policy_text": WORKLOADS_ONLY, "published_by": "a", "force": true}).to_string(),
+            "unknown_field",
+            "force",
+        ),
+        (serde_json::json!({"type": "rules", "text": "x", "published_by": "a"}).to_string(), "unknown_field", "rules"),
+        (serde_json::json!({"type": "policy", "policy_text": WORKLOADS_ONLY}).to_string(), "wrong_type", "published_by"),
+    ];
+    for (body, reason, named) in rows {
+        let refused = running.send(policy.clone(), body.clone()).await;
+        assert_eq!((refused.status.as_str(), refused.reason.as_deref()), ("rejected", Some(reason)), "{body}: {refused:?}");
+        assert!(refused.detail.as_deref().unwrap_or_default().contains(named), "{body}: {refused:?}");
+        assert!(refused.sequences.is_empty() && refused.policy_hash.is_none(), "{refused:?}");
+        let notice: RejectionNotice = next_json(&mut running.rejections).await;
+        assert_eq!((notice.reason.as_str(), notice.subject.as_str()), (reason, "grants.policy.acme"));
+    }
+    assert_eq!(running.events_held().await, 2, "the catalog and the policy set in force, nothing else");
+
+    // Decided as before: under the set in force.
+    let after = running.send(requests_subject("acme").unwrap(), workload_request("w-1", "bob")).await;
+    assert_eq!(after.outcome, Some(grantledger_events::DecisionOutcome::Allow), "{after:?}");
+    assert_eq!(decision(&running, &after).await["basis"]["policy"]["policy_hash"], hash.as_str());
+    running.stop().await;
+}
+
+/// (c) Policy inputs have their own bound, larger than other inputs': a
+/// policy set of 100 KiB is committed, a body over [`POLICY_INPUT_BYTES_MAX`]
+/// is rejected `oversized`, naming both sizes, and the client refuses to
+/// send one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_input_has_its_own_bound_and_a_bigger_one_is_rejected_oversized() {
+    let mut running = start_service().await;
+    let policy = policy_subject("acme").unwrap();
+    // Larger than any other input may be: a comment pads it.
+    let padding = format!("// {}\n", "x".repeat(100)).repeat(100 * 1024 / 104);
+    let large = format!("{padding}{WORKLOADS_ONLY}");
+    assert!(policy_body(&large).len() > INPUT_BYTES_MAX);
+    let committed = running.send(policy.clone(), policy_body(&large)).await;
+    assert_eq!(committed.status, "committed", "{committed:?}");
+    assert_eq!(committed.policy_hash, Some(grantledger_events::policy_hash(&large, None)));
+
+    // Over the bound: refused before it is parsed.
+    let huge = format!("{}{WORKLOADS_ONLY}", "// padding\n".repeat(POLICY_INPUT_BYTES_MAX / 11 + 1));
+    let body = policy_body(&huge);
+    assert!(body.len() > POLICY_INPUT_BYTES_MAX && body.len() < 1024 * 1024);
+    let refused = running.send(policy.clone(), body.clone()).await;
+    assert_eq!((refused.status.as_str(), refused.reason.as_deref()), ("rejected", Some("oversized")), "{refused:?}");
+    assert_eq!(refused.detail, Some(format!("{} bytes, at most {POLICY_INPUT_BYTES_MAX}", body.len())));
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "oversized");
+    // Other inputs keep their own, smaller bound.
+    let request = format!(r#"{{"request_id":"r-big","justification":"{}"}}"#, "x".repeat(INPUT_BYTES_MAX));
+    let refused = running.send(requests_subject("acme").unwrap(), request).await;
+    assert_eq!(refused.reason.as_deref(), Some("oversized"), "{refused:?}");
+    assert!(refused.detail.as_deref().unwrap_or_default().ends_with(&format!("at most {INPUT_BYTES_MAX}")), "{refused:?}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(running.events_held().await, 2);
+
+    // The client does not send what the ledger would refuse.
+    let connection = AdminConnection {
+        url: running.url.clone(),
+        tenant: "acme".into(),
+        creds_file: None,
+        user_password: None,
+        inbox_prefix: None,
+        timeout: Duration::from_secs(5),
+        receipt_wait: Duration::from_secs(5),
+    };
+    let input = PolicyInput::Policy {
+        policy_text: huge,
+        exceptions_text: None,
+        published_by: grantledger_events::PrincipalId::new("policy-admin").unwrap(),
+    };
+    let error = policy_admin::publish(&connection, &input).await.expect_err("too big to send");
+    assert!(matches!(error, AdminError::Oversized { max: POLICY_INPUT_BYTES_MAX, .. }), "{error}");
+    assert!(error.to_string().contains("`grants.policy.acme`"), "{error}");
+    running.stop().await;
+}
+
+/// A catalog published over NATS is committed with its hash and decides
+/// what follows; one that does not parse, or that the policy set in force
+/// does not fit, is refused by name and the catalog in force stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_published_over_nats_is_committed_and_one_that_does_not_parse_or_fit_is_refused() {
+    let mut running = start_service().await;
+    let policy = policy_subject("acme").unwrap();
+    let catalog_body =
+        |text: &str| serde_json::json!({"type": "catalog", "text": text, "published_by": "catalog-admin"}).to_string();
+
+    // db-prod-read becomes a two-approver entitlement.
+    let stricter = grantledger_core::DEFAULT_CATALOG.replacen(
+        "approval = \"auto\"",
+        "approval = { approvers = 2, group = \"dba\" }",
+        1,
+    );
+    assert_ne!(stricter, grantledger_core::DEFAULT_CATALOG);
+    let published = running.send(policy.clone(), catalog_body(&stricter)).await;
+    assert_eq!((published.status.as_str(), published.sequences.as_slice()), ("committed", &[2][..]), "{published:?}");
+    let catalog_hash = published.catalog_hash.clone().expect("a catalog hash");
+    let (subject, event) = running.event(2).await;
+    assert_eq!(subject, "ledger.events.acme.catalog_published");
+    assert_eq!(event["envelope"]["event"]["catalog_published"]["catalog_hash"], catalog_hash.as_str());
+    let pending = running.send(requests_subject("acme").unwrap(), request("r-1")).await;
+    assert!(matches!(pending.outcome, Some(grantledger_events::DecisionOutcome::NeedsApproval { .. })), "{pending:?}");
+    assert_eq!(decision(&running, &pending).await["catalog_hash"], catalog_hash.as_str());
+
+    // Does not parse: refused with the catalog's message.
+    let refused = running.send(policy.clone(), catalog_body("[[entitlement]]\nid = ")).await;
+    assert_eq!((refused.status.as_str(), refused.reason.as_deref()), ("rejected", Some("catalog_invalid")), "{refused:?}");
+    assert!(refused.detail.as_deref().unwrap_or_default().starts_with("catalog refused:"), "{refused:?}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+
+    // A policy set naming db-prod-read is in force: a catalog without that
+    // entry does not fit it, and is refused naming the set.
+    let in_force = running.send(policy.clone(), policy_body(WORKLOADS_ONLY)).await;
+    assert_eq!(in_force.status, "committed", "{in_force:?}");
+    let without = stricter.replacen("id = \"db-prod-read\"", "id = \"db-prod-read-v2\"", 1);
+    let refused = running.send(policy.clone(), catalog_body(&without)).await;
+    assert_eq!(refused.reason.as_deref(), Some("policy_invalid"), "{refused:?}");
+    let detail = refused.detail.clone().unwrap_or_default();
+    assert!(detail.contains(in_force.policy_hash.as_deref().unwrap()) && detail.contains("does not fit this catalog"), "{detail}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+
+    // Nothing was half-published: the catalog in force still decides.
+    let later = running.send(requests_subject("acme").unwrap(), workload_request("w-1", "bob")).await;
+    assert_eq!(decision(&running, &later).await["catalog_hash"], catalog_hash.as_str());
+    assert_eq!(running.events_held().await, *later.sequences.last().unwrap(), "nothing recorded but what the receipts name");
+    running.stop().await;
+}
+
+/// A GRANT_INPUT stream and a ledger consumer made before policy inputs (by
+/// an earlier version) keep working: the ledger runs, without policy inputs,
+/// which no stream stores; once an operator adds `grants.policy.*` to the
+/// stream and the ledger restarts, it widens its consumer and takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_made_before_policy_inputs_keeps_running_and_takes_them_once_the_stream_captures_them() {
+    let server = NatsServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let client = connect(&server.url()).await;
+    let js = jetstream::new(client.clone());
+    let mut earlier = stream_configs(&StreamsConfig::default())[0].clone();
+    earlier.subjects.retain(|subject| subject != "grants.policy.*");
+    within("old stream", js.create_stream(earlier.clone())).await.expect("the stream of an earlier version");
+
+    let start = || {
+        let mut config = ServiceConfig::new(data.path().join("ledger"), server.url(), "acme".to_owned());
+        config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = tokio::spawn(run(config, async move {
+            let _ = stop_rx.await;
+        }));
+        (stop, service)
+    };
+    let (stop, service) = start();
+    let mut receipts = client.subscribe("_INBOX.receipts").await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let send = |subject: String, body: String| {
+        let js = js.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(REPLY_TO_HEADER, "_INBOX.receipts");
+            js.publish_with_headers(subject, headers, body.into()).await.expect("publish").await
+        }
+    };
+    // The ledger runs: a request is decided (published until the ledger has
+    // made the other streams and its consumer).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while js.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
+        assert!(!service.is_finished(), "the ledger stopped: {:?}", service.await);
+        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    within("request", send(requests_subject("acme").unwrap(), request("r-1"))).await.expect("stored");
+    let receipt: ServiceReceipt = next_json(&mut receipts).await;
+    assert_eq!(receipt.status, "committed", "{receipt:?}");
+    // No stream stores a policy input yet, and the client says why.
+    let connection = AdminConnection {
+        url: server.url(),
+        tenant: "acme".into(),
+        creds_file: None,
+        user_password: None,
+        inbox_prefix: None,
+        timeout: Duration::from_secs(5),
+        receipt_wait: Duration::from_secs(10),
+    };
+    let input = PolicyInput::Policy {
+        policy_text: WORKLOADS_ONLY.to_owned(),
+        exceptions_text: None,
+        published_by: grantledger_events::PrincipalId::new("policy-admin").unwrap(),
+    };
+    let error = within("publish", policy_admin::publish(&connection, &input)).await.expect_err("not captured");
+    assert!(matches!(error, AdminError::NotCaptured { .. }), "{error}");
+    assert!(error.to_string().contains("`grants.policy.acme`"), "{error}");
+    let filters = consumer_filters(&js).await;
+    assert!(!filters.contains(&"grants.policy.acme".to_owned()), "{filters:?}");
+    stop.send(()).expect("running");
+    within("stop", service).await.expect("joined").expect("clean exit");
+
+    // The operator adds the subject (as admin); the ledger restarts and
+    // takes policy inputs through its existing consumer, widened.
+    let mut upgraded = earlier;
+    upgraded.subjects.push("grants.policy.*".into());
+    within("update", js.update_stream(upgraded)).await.expect("the operator updates the stream");
+    let (stop, service) = start();
+    let receipt = within("publish", policy_admin::publish(&connection, &input)).await.expect("a receipt");
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[5][..]), "{receipt:?}");
+    assert_eq!(receipt.policy_hash, Some(grantledger_events::policy_hash(WORKLOADS_ONLY, None)));
+    // nats-server 2.10 and later keep the filters: the policy subject was
+    // added to them (2.9 ignores `filter_subjects`: the consumer takes every
+    // subject of the stream).
+    let filters = consumer_filters(&js).await;
+    if !filters.is_empty() {
+        assert!(filters.contains(&"grants.policy.acme".to_owned()), "{filters:?}");
+        assert_eq!(filters.len(), 6, "{filters:?}");
+    }
+    stop.send(()).expect("running");
+    within("stop", service).await.expect("joined").expect("clean exit");
+}
+
+/// The subjects the ledger's durable consumer filters on (none: all of the
+/// stream's).
+async fn consumer_filters(js: &jetstream::Context) -> Vec<String> {
+    let stream = js.get_stream(GRANT_INPUT_STREAM).await.expect("stream");
+    let mut consumer: jetstream::consumer::PullConsumer = stream.get_consumer("ledger-acme").await.expect("consumer");
+    let config = consumer.info().await.expect("info").config.clone();
+    let mut filters = config.filter_subjects;
+    filters.extend(Some(config.filter_subject).filter(|subject| !subject.is_empty()));
+    filters
+}
+
+#[test]
+fn policy_input_schema_is_current_and_refuses_unknown_fields() {
+    let generated = stored_schema_is_current(POLICY_INPUT_SCHEMA_FILE, policy_input_schema());
+    let text = generated.to_string();
+    for name in ["\"catalog\"", "\"policy\"", "policy_text", "exceptions_text", "published_by"] {
+        assert!(text.contains(name), "no {name} in {text}");
+    }
+    assert!(!text.contains("\"additionalProperties\":true"), "{text}");
+
+    let parsed = serde_json::from_str::<PolicyInput>(r#"{"type":"policy","policy_text":"p","published_by":"alice"}"#).unwrap();
+    assert_eq!(
+        parsed.command(),
+        grantledger_core::Command::PublishPolicy {
+            policy_text: "p".into(),
+            exceptions_text: None,
+            published_by: grantledger_events::PrincipalId::new("alice").unwrap(),
+        }
+    );
+    let parsed = serde_json::from_str::<PolicyInput>(r#"{"type":"catalog","text":"c","published_by":"alice"}"#).unwrap();
+    assert!(matches!(parsed.command(), grantledger_core::Command::PublishCatalog { .. }));
+    for body in [
+        r#"{"type":"catalog","text":"c","published_by":"alice","policy_text":"p"}"#,
+        r#"{"type":"policy","policy_text":"p","published_by":"has space"}"#,
+        r#"{"text":"c","published_by":"alice"}"#,
+    ] {
+        assert!(serde_json::from_str::<PolicyInput>(body).is_err(), "{body}");
     }
 }

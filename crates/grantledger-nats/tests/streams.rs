@@ -54,7 +54,8 @@ async fn creates_the_three_streams_from_scratch() {
             "grants.approvals.*",
             "grants.signals.*",
             "grants.revocations.*",
-            "grants.timers.*"
+            "grants.timers.*",
+            "grants.policy.*"
         ]
     );
     let events = stream_config(&jetstream, LEDGER_EVENTS_STREAM).await;
@@ -146,7 +147,7 @@ async fn refuses_each_kind_of_misconfiguration() {
             spoil: |config| config.subjects = vec!["grants.>".into()],
             kind: StreamsErrorKind::Subjects,
             setting: "subjects",
-            expected: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*, grants.timers.*",
+            expected: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*, grants.timers.*, grants.policy.*",
             found: "grants.>",
         },
         Misconfiguration {
@@ -158,8 +159,8 @@ async fn refuses_each_kind_of_misconfiguration() {
             },
             kind: StreamsErrorKind::Subjects,
             setting: "subjects",
-            expected: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*, grants.timers.*",
-            found: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*",
+            expected: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*, grants.timers.*, grants.policy.*",
+            found: "grants.requests.*, grants.approvals.*, grants.signals.*, grants.revocations.*, grants.policy.*",
         },
         Misconfiguration {
             stream: GRANT_INPUT_STREAM,
