@@ -42,3 +42,52 @@ pub(crate) async fn connect(connection: Connection<'_>) -> Result<async_nats::Cl
     }
     options.connect(connection.url).await.map_err(|error| error.to_string())
 }
+
+/// The oldest nats-server the ledger runs against: its consumer on
+/// `GRANT_INPUT` filters on several subjects (`filter_subjects`, added in
+/// nats-server 2.10). An older server silently ignores that filter and would
+/// hand the ledger every tenant's inputs, which it would refuse
+/// (`unknown_tenant`) and terminate: another tenant's inputs lost.
+pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 10, 0);
+
+/// Refuses a server older than [`NATS_SERVER_VERSION_MIN`], naming both
+/// versions; `version` is what the server's `INFO` says (`2.15.1`).
+pub(crate) fn check_server_version(version: &str) -> Result<(), String> {
+    let (major, minor, patch) = NATS_SERVER_VERSION_MIN;
+    let parsed = {
+        let mut parts = version.trim().trim_start_matches('v').split(['.', '-']);
+        let mut next = || parts.next()?.parse::<u32>().ok();
+        (|| Some((next()?, next()?, next()?)))()
+    };
+    match parsed {
+        Some(found) if found >= NATS_SERVER_VERSION_MIN => Ok(()),
+        Some(_) => Err(format!(
+            "nats-server `{version}` is older than {major}.{minor}.{patch}, which grantledger needs \
+             (multi-subject consumer filters; an older server ignores them and would hand this \
+             ledger every tenant's inputs)"
+        )),
+        None => Err(format!(
+            "nats-server reports version `{version}`, which is not a version; grantledger needs \
+             {major}.{minor}.{patch} or later"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_older_than_2_10_are_refused_naming_the_version() {
+        for recent in ["2.10.0", "2.15.1", "2.10.0-beta.1", "3.0.0", "v2.11.4"] {
+            assert_eq!(check_server_version(recent), Ok(()), "{recent}");
+        }
+        for old in ["2.9.10", "2.2.0", "1.99.99"] {
+            let error = check_server_version(old).unwrap_err();
+            assert!(error.contains(&format!("`{old}`")), "{error}");
+            assert!(error.contains("2.10.0"), "{error}");
+        }
+        let error = check_server_version("unknown").unwrap_err();
+        assert!(error.contains("`unknown`"), "{error}");
+    }
+}

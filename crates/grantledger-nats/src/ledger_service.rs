@@ -637,6 +637,7 @@ pub async fn run(
     })
     .await
     .map_err(ServiceError::Connect)?;
+    crate::connect::check_server_version(&client.server_info().version).map_err(ServiceError::Connect)?;
     let js = jetstream::new(client.clone());
     let streams = ensure_streams(&js, &config.streams).await?;
     // A GRANT_INPUT made by an earlier version lacks the subjects added
@@ -693,9 +694,8 @@ pub async fn run(
     // A durable consumer made by an earlier version (or before the stream
     // captured the policy inputs) filters on fewer subjects: widen it, so
     // that the inputs on the new ones reach this ledger. Nothing else of
-    // it changes: it keeps its position. An unfiltered one (nats-server 2.9
-    // ignores `filter_subjects`) already takes every subject of the stream,
-    // and is left as it is.
+    // it changes: it keeps its position. An unfiltered one (made by hand)
+    // would take every tenant's inputs: it is narrowed the same way.
     let filters = |info: &jetstream::consumer::Info| {
         let mut subjects = info.config.filter_subjects.clone();
         if !info.config.filter_subject.is_empty() {
@@ -707,7 +707,7 @@ pub async fn run(
     let mut wanted = input_subjects;
     wanted.sort();
     let found = filters(consumer.cached_info());
-    if !found.is_empty() && found != wanted {
+    if found != wanted {
         tracing::info!(consumer = %config.durable_name, ?found, ?wanted, "updating the subjects of the ledger's consumer");
         consumer = stream.update_consumer(consumer_config).await.map_err(|error| {
             ServiceError::Nats(format!(

