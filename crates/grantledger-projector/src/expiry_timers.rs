@@ -96,6 +96,12 @@ pub struct ExpiryTimers {
     resume_requests_from: Option<Vec<u8>>,
     /// When the next pass starts from the earliest timer.
     next_pass_at: Option<Timestamp>,
+    /// No outbox id below this is in the outbox: where [`Self::to_publish`]
+    /// starts reading. Outbox ids are log sequences, so every item added
+    /// later is above it; without it each read would step over the
+    /// tombstones of every item published since the store's last compaction
+    /// (a tenth of the expiry storm's CPU).
+    outbox_floor: std::sync::atomic::AtomicU64,
 }
 
 /// A timer whose time has come and whose outcome the log does not hold yet:
@@ -588,12 +594,22 @@ impl Projector<ExpiryTimers> {
     /// Revocations to publish, in log order, at most `limit` (capped at
     /// [`DUE_BATCH_MAX`]). They stay here until [`Self::mark_published`].
     pub fn to_publish(&self, limit: usize) -> Result<Vec<Publication>, ProjectorError> {
+        use std::sync::atomic::Ordering;
         let table = [TABLE_OUTBOX];
-        self.store
-            .scan(&table, &table, limit.min(DUE_BATCH_MAX))?
+        let floor = &self.projection.outbox_floor;
+        let items: Vec<Publication> = self
+            .store
+            .scan(&table, &outbox_key(floor.load(Ordering::Relaxed)), limit.min(DUE_BATCH_MAX))?
             .into_iter()
             .map(|(key, value)| decode_value(&key, &value))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // Everything below the first item found is gone (published, or
+        // confirmed); only this method reads the floor, and only under the
+        // projector's lock is the outbox written.
+        if let Some(first) = items.first() {
+            floor.fetch_max(first.id, Ordering::Relaxed);
+        }
+        Ok(items)
     }
 
     /// Removes published items from the outbox, in one synced write.

@@ -526,6 +526,45 @@ fn a_storm_of_100000_expiries_in_one_second_is_handed_out_once_in_bounded_batche
 }
 
 #[test]
+fn the_outbox_reads_on_past_what_was_published_and_keeps_what_was_not() {
+    // `to_publish` starts from the lowest id it last found: an item left
+    // unpublished there (its publish failed) must still come back, and
+    // revocations applied later must be found after the ones marked.
+    let dir = tempfile::tempdir().unwrap();
+    let mut projector = Projector::<ExpiryTimers>::open(dir.path()).unwrap();
+    let at = START;
+    let expires = at.plus_ms(60_000);
+    let grants = ["a", "b", "c", "d", "e"];
+    let mut sequence = 0;
+    let mut next = || {
+        sequence += 1;
+        sequence
+    };
+    for request in grants {
+        let issued = grant_issued(request, "alice", "db/x", &["read"], at, expires);
+        projector.apply(&[committed(next(), at, request, issued)]).unwrap();
+    }
+    let ids = |projector: &Projector<ExpiryTimers>| -> Vec<u64> {
+        projector.to_publish(10).unwrap().into_iter().map(|p| p.id).collect()
+    };
+    for request in ["a", "b", "c"] {
+        let revoked = grant_revoked(request, RevocationReason::Manual);
+        projector.apply(&[committed(next(), at.plus_ms(5), request, revoked)]).unwrap();
+    }
+    assert_eq!(ids(&projector), vec![6, 7, 8]);
+    // The first item's publish failed; the others went out.
+    assert_eq!(projector.mark_published(&[7, 8]).unwrap(), 2);
+    assert_eq!(ids(&projector), vec![6]);
+    for request in ["d", "e"] {
+        let revoked = grant_revoked(request, RevocationReason::Manual);
+        projector.apply(&[committed(next(), at.plus_ms(6), request, revoked)]).unwrap();
+    }
+    assert_eq!(ids(&projector), vec![6, 9, 10]);
+    assert_eq!(projector.mark_published(&[6, 9, 10]).unwrap(), 3);
+    assert_eq!(ids(&projector), Vec::<u64>::new());
+}
+
+#[test]
 fn the_outbox_survives_restarts_and_empties_only_when_published_or_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let mut projector = Projector::<ExpiryTimers>::open(dir.path()).unwrap();
