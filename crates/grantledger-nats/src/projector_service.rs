@@ -331,7 +331,10 @@ async fn run_projection<P: Served>(
         }
         consumer = durable_consumer(&context, &filter) => consumer,
     };
-    tracing::info!(projection = P::NAME, tenant, cursor, durable = %config.durable_name, "projector running");
+    // A durable consumer created by an earlier version keeps its explicit
+    // acks: the policy is the server's, not this config's.
+    let ack_all = consumer.cached_info().config.ack_policy == jetstream::consumer::AckPolicy::All;
+    tracing::info!(projection = P::NAME, tenant, cursor, durable = %config.durable_name, ack_all, "projector running");
 
     // Duties (expiry timers and notices) from their own task, so that
     // sending a storm of timers and applying the expiries it brings back
@@ -381,7 +384,7 @@ async fn run_projection<P: Served>(
             continue;
         }
         last_event = Instant::now();
-        if let Err(error) = process(&projector, &context, messages, chaos.as_mut()).await {
+        if let Err(error) = process(&projector, &context, messages, ack_all, chaos.as_mut()).await {
             break Err(error);
         }
         applied.notify_one();
@@ -445,7 +448,14 @@ async fn durable_consumer(
                     pull::Config {
                         durable_name: Some(config.durable_name.clone()),
                         filter_subject: filter.to_owned(),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        // One ack per applied batch (see `process`); the
+                        // chaos of the tests fails single messages, which
+                        // needs explicit acks.
+                        ack_policy: if config.chaos.is_some() {
+                            jetstream::consumer::AckPolicy::Explicit
+                        } else {
+                            jetstream::consumer::AckPolicy::All
+                        },
                         ack_wait: config.ack_wait,
                         max_ack_pending: ACK_PENDING_MAX,
                         ..Default::default()
@@ -536,6 +546,7 @@ async fn process<P: Served>(
     projector: &RwLock<Projector<P>>,
     context: &Context,
     messages: Vec<jetstream::Message>,
+    ack_all: bool,
     mut chaos: Option<&mut (Chaos, u64)>,
 ) -> Result<(), ProjectorServiceError> {
     let counters = &context.config.counters;
@@ -588,6 +599,23 @@ async fn process<P: Served>(
         }
     }
     // Everything delivered is now at or below the cursor, durably.
+    if ack_all && chaos.is_none() {
+        // One ack for the batch: under `AckPolicy::All` it acknowledges every
+        // message of the stream up to it. A message it covers that was not
+        // in this batch (one NAKed earlier while a backfill failed) needs no
+        // delivery: the cursor only moves contiguously, so its event is
+        // applied from the ledger's backfill when the next one arrives, or by
+        // the idle head check.
+        let last = delivered
+            .iter()
+            .max_by_key(|message| message.info().map(|info| info.stream_sequence).unwrap_or(0));
+        if let Some(message) = last
+            && let Err(error) = message.ack().await
+        {
+            tracing::debug!(%error, "ack not sent; the batch comes back as duplicates");
+        }
+        return Ok(());
+    }
     for message in delivered {
         let kind = match chaos.as_deref_mut() {
             None => AckKind::Ack,
