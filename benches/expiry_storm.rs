@@ -20,6 +20,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The allocator the `grantledger` binary runs the services with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use async_nats::jetstream::{self, stream};
 use grantledger_core::{Command, DEFAULT_CATALOG};
 use grantledger_events::{Causation, PrincipalId, SubmitRequest, TenantId, Timestamp};

@@ -24,6 +24,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator the `grantledger` binary runs the services with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
