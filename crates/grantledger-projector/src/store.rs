@@ -37,6 +37,9 @@ impl Store {
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_max_background_jobs(2);
         options.set_keep_log_file_num(4);
+        // Table files are written back incrementally, so a synced apply
+        // does not wait behind a flush's burst of writeback.
+        options.set_bytes_per_sync(1 << 20);
         let db = DB::open(&options, dir).map_err(|error| {
             ProjectorError::new(
                 ProjectorErrorKind::Storage,
