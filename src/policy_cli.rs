@@ -82,23 +82,9 @@ pub enum PolicyAction {
     /// event is committed, or the refusal's reason and detail (exit 2).
     #[command(after_help = PUBLISH_NATS_HELP)]
     Publish {
-        /// Directory of the log (stop the ledger first).
-        #[arg(long, value_name = "DIR", required_unless_present = "nats", conflicts_with = "nats")]
-        data: Option<PathBuf>,
-        /// Publish through the ledger running on this NATS server instead.
-        #[arg(long, value_name = "URL")]
-        nats: Option<String>,
-        /// With --nats: how to log in.
+        /// Where to publish it.
         #[command(flatten)]
-        login: NatsLogin,
-        /// With --nats: the inbox prefix the receipt comes to (the shipped
-        /// config gives `policy_author` `_INBOX_POLICY`).
-        #[arg(long, value_name = "PREFIX", requires = "nats")]
-        inbox_prefix: Option<String>,
-        /// With --nats: how long to wait for the ledger's receipt, in seconds.
-        #[arg(long, value_name = "S", default_value_t = RECEIPT_WAIT_S, requires = "nats",
-              value_parser = clap::value_parser!(u64).range(1..))]
-        timeout: u64,
+        to: PublishTo,
         /// The Cedar policies.
         #[arg(long, value_name = "FILE")]
         policies: PathBuf,
@@ -108,9 +94,6 @@ pub enum PolicyAction {
         /// Who publishes it.
         #[arg(long, value_name = "PRINCIPAL", default_value = "policy-admin")]
         by: String,
-        /// The tenant (partition) the log belongs to.
-        #[arg(long, value_name = "T", default_value = "acme")]
-        tenant: String,
     },
 }
 
@@ -141,32 +124,15 @@ pub enum CatalogAction {
     /// ledger on `grants.policy.<tenant>` and waits for its receipt.
     #[command(after_help = CATALOG_NATS_HELP)]
     Publish {
-        /// Directory of the log (stop the ledger first).
-        #[arg(long, value_name = "DIR", required_unless_present = "nats", conflicts_with = "nats")]
-        data: Option<PathBuf>,
-        /// Publish through the ledger running on this NATS server instead.
-        #[arg(long, value_name = "URL")]
-        nats: Option<String>,
-        /// With --nats: how to log in.
+        /// Where to publish it.
         #[command(flatten)]
-        login: NatsLogin,
-        /// With --nats: the inbox prefix the receipt comes to (the shipped
-        /// config gives `policy_author` `_INBOX_POLICY`).
-        #[arg(long, value_name = "PREFIX", requires = "nats")]
-        inbox_prefix: Option<String>,
-        /// With --nats: how long to wait for the ledger's receipt, in seconds.
-        #[arg(long, value_name = "S", default_value_t = RECEIPT_WAIT_S, requires = "nats",
-              value_parser = clap::value_parser!(u64).range(1..))]
-        timeout: u64,
+        to: PublishTo,
         /// The catalog (TOML).
         #[arg(long, value_name = "FILE")]
         catalog: PathBuf,
         /// Who publishes it.
         #[arg(long, value_name = "PRINCIPAL", default_value = "catalog-admin")]
         by: String,
-        /// The tenant (partition) the log belongs to.
-        #[arg(long, value_name = "T", default_value = "acme")]
-        tenant: String,
     },
 }
 
@@ -180,6 +146,32 @@ prints `published catalog <hash> at sequence <n>` once the ledger committed it,
 or, when the ledger refused it, `error: ... refused by the ledger: <reason>: <detail>`
 (exit 2; `catalog_invalid` with the catalog's message, say) and nothing was recorded.";
 
+/// Where `policy publish` and `catalog publish` put what they publish: a
+/// stopped ledger's log, or the running ledger through NATS.
+#[derive(clap::Args, Debug)]
+pub struct PublishTo {
+    /// Directory of the log (stop the ledger first).
+    #[arg(long, value_name = "DIR", required_unless_present = "nats", conflicts_with = "nats")]
+    data: Option<PathBuf>,
+    /// Publish through the ledger running on this NATS server instead.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// With --nats: how to log in.
+    #[command(flatten)]
+    login: NatsLogin,
+    /// With --nats: the inbox prefix the receipt comes to (the shipped
+    /// config gives `policy_author` `_INBOX_POLICY`).
+    #[arg(long, value_name = "PREFIX", requires = "nats")]
+    inbox_prefix: Option<String>,
+    /// With --nats: how long to wait for the ledger's receipt, in seconds.
+    #[arg(long, value_name = "S", default_value_t = RECEIPT_WAIT_S, requires = "nats",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// The tenant (partition) the log belongs to.
+    #[arg(long, value_name = "T", default_value = "acme")]
+    tenant: String,
+}
+
 /// Where `publish` puts a policy set or a catalog.
 enum Target {
     /// A stopped ledger's log directory.
@@ -189,19 +181,13 @@ enum Target {
 }
 
 impl Target {
-    fn new(
-        data: Option<PathBuf>,
-        nats: Option<String>,
-        login: NatsLogin,
-        inbox_prefix: Option<String>,
-        timeout_s: u64,
-        tenant: &str,
-    ) -> anyhow::Result<Target> {
+    fn new(to: PublishTo) -> anyhow::Result<Target> {
+        let PublishTo { data, nats, login, inbox_prefix, timeout: timeout_s, tenant } = to;
         match (data, nats) {
             (Some(data), _) => Ok(Target::Data(data)),
             (None, Some(url)) => Ok(Target::Nats(grantledger_nats::policy_admin::AdminConnection {
                 url,
-                tenant: tenant.to_owned(),
+                tenant,
                 user_password: login.user_password()?,
                 creds_file: login.creds,
                 inbox_prefix,
@@ -215,8 +201,9 @@ impl Target {
 
 /// Runs `grantledger catalog ...`.
 pub fn catalog(action: CatalogAction) -> Result<(), Failure> {
-    let CatalogAction::Publish { data, nats, login, inbox_prefix, timeout, catalog, by, tenant } = action;
-    let target = Target::new(data, nats, login, inbox_prefix, timeout, &tenant)?;
+    let CatalogAction::Publish { to, catalog, by } = action;
+    let tenant = to.tenant.clone();
+    let target = Target::new(to)?;
     let published_by = PrincipalId::new(by.as_str()).map_err(|e| anyhow!("--by `{by}`: {e}"))?;
     let text = read(&catalog)?;
     let what = format!("`{}`", catalog.display());
@@ -247,8 +234,9 @@ pub fn policy(action: PolicyAction) -> Result<(), Failure> {
         PolicyAction::Check { catalog, policies, exceptions, request, at, json } => {
             check(&catalog, &policies, exceptions.as_deref(), &request, at.as_deref(), json)
         }
-        PolicyAction::Publish { data, nats, login, inbox_prefix, timeout, policies, exceptions, by, tenant } => {
-            let target = Target::new(data, nats, login, inbox_prefix, timeout, &tenant)?;
+        PolicyAction::Publish { to, policies, exceptions, by } => {
+            let tenant = to.tenant.clone();
+            let target = Target::new(to)?;
             publish(target, &policies, exceptions.as_deref(), &by, &tenant)
         }
         PolicyAction::Test { dir } => {
