@@ -791,6 +791,38 @@ async fn projectors_read_ledger_events() {
     }
 }
 
+/// Starts the ledger service on `data` as the shipped config's `ledger`
+/// user, with the default catalog, and waits (watching as the admin:
+/// producers may not look at streams) until it has made its streams.
+async fn start_ledger(
+    deployment: &Deployment,
+    data: &Path,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), grantledger_nats::ledger_service::ServiceError>>,
+) {
+    use grantledger_nats::ledger_service::{self, ServiceConfig};
+
+    let mut config = ServiceConfig::new(data.to_path_buf(), deployment.server.url(), "acme".into());
+    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
+    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
+    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(ledger_service::run(config, async {
+        let _ = stop_rx.await;
+    }));
+    let admin = deployment.connect(Role::Admin).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
+        if service.is_finished() {
+            panic!("the ledger service stopped: {:?}", service.await);
+        }
+        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (stop_tx, service)
+}
+
 /// The real ledger service, logged in as the shipped `ledger` user with its
 /// inbox prefix, has every permission it needs: it creates the streams,
 /// pulls a producer's request, publishes the events, sends the receipt to the
@@ -801,25 +833,8 @@ async fn the_ledger_service_runs_under_the_shipped_config() {
 
     let deployment = Deployment::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServiceConfig::new(dir.path().join("ledger"), deployment.server.url(), "acme".into());
-    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
-    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
-    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(ledger_service::run(config, async {
-        let _ = stop_rx.await;
-    }));
-
-    // Producers may not look at streams: the admin watches for them.
+    let (stop_tx, service) = start_ledger(&deployment, &dir.path().join("ledger")).await;
     let admin = deployment.connect(Role::Admin).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
-        if service.is_finished() {
-            panic!("the ledger service stopped: {:?}", service.await);
-        }
-        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let producer = deployment.connect(Role::Producer).await;
     let mut receipts = producer.client.subscribe("_INBOX.receipts-acme").await.expect("subscribe");
     let mut headers = async_nats::HeaderMap::new();
@@ -1002,28 +1017,13 @@ async fn the_projector_services_run_under_the_shipped_config() {
 /// stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_author_and_the_admin_publish_policies_through_the_ledger_and_a_producer_may_not() {
-    use grantledger_nats::ledger_service::{self, PolicyInput, ServiceConfig};
+    use grantledger_nats::ledger_service::PolicyInput;
     use grantledger_nats::policy_admin::{self, AdminConnection, AdminError};
 
     let deployment = Deployment::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServiceConfig::new(dir.path().join("ledger"), deployment.server.url(), "acme".into());
-    config.user_password = Some(("ledger".into(), deployment.password(Role::Ledger)));
-    config.inbox_prefix = Some(Role::Ledger.inbox_prefix().into());
-    config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(ledger_service::run(config, async {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, service) = start_ledger(&deployment, &dir.path().join("ledger")).await;
     let admin = deployment.connect(Role::Admin).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while admin.jetstream.get_stream(LEDGER_EVENTS_STREAM).await.is_err() {
-        if service.is_finished() {
-            panic!("the ledger service stopped: {:?}", service.await);
-        }
-        assert!(std::time::Instant::now() < deadline, "the ledger made no streams");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let connection = |role: Role, timeout: Duration| AdminConnection {
         url: deployment.server.url(),

@@ -1200,6 +1200,39 @@ fn schedule_request(id: &str, entitlement: &str, starts_at: Option<Timestamp>) -
 
 /// Decides and commits `commands` in one batch at `now`; returns the
 /// committed records.
+/// A ledger in `dir` (unsynced) with [`SCHEDULE_CATALOG`] published, and
+/// the catalog's events.
+fn scheduling_ledger(dir: &std::path::Path) -> (grantledger_ledger::Ledger, Vec<Committed>) {
+    let options = grantledger_log::LogOptions {
+        sync: false,
+        ..grantledger_log::LogOptions::default()
+    };
+    let mut ledger = grantledger_ledger::Ledger::create(
+        &dir.join("log"),
+        grantledger_events::TenantId::new("sim").unwrap(),
+        options,
+    )
+    .unwrap();
+    let events = run_batch(
+        &mut ledger,
+        START,
+        vec![grantledger_core::Command::PublishCatalog {
+            text: SCHEDULE_CATALOG.into(),
+            published_by: PrincipalId::new("catalog-admin").unwrap(),
+        }],
+    );
+    (ledger, events)
+}
+
+/// `who` approves request `id`.
+fn approve(id: &str, who: &str) -> grantledger_core::Command {
+    grantledger_core::Command::Approve {
+        request_id: RequestId::new(id).unwrap(),
+        approver: PrincipalId::new(who).unwrap(),
+        comment: "ok".into(),
+    }
+}
+
 fn run_batch(
     ledger: &mut grantledger_ledger::Ledger,
     now: Timestamp,
@@ -1236,29 +1269,7 @@ fn timer_names(timers: &[grantledger_projector::DueTimer]) -> BTreeSet<String> {
 fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
     use grantledger_core::Command;
     let dir = tempfile::tempdir().unwrap();
-    let options = grantledger_log::LogOptions {
-        sync: false,
-        ..grantledger_log::LogOptions::default()
-    };
-    let mut ledger = grantledger_ledger::Ledger::create(
-        &dir.path().join("log"),
-        grantledger_events::TenantId::new("sim").unwrap(),
-        options,
-    )
-    .unwrap();
-    let approve = |id: &str, who: &str| Command::Approve {
-        request_id: RequestId::new(id).unwrap(),
-        approver: PrincipalId::new(who).unwrap(),
-        comment: "ok".into(),
-    };
-    let mut events = run_batch(
-        &mut ledger,
-        START,
-        vec![Command::PublishCatalog {
-            text: SCHEDULE_CATALOG.into(),
-            published_by: PrincipalId::new("catalog-admin").unwrap(),
-        }],
-    );
+    let (mut ledger, mut events) = scheduling_ledger(dir.path());
     events.extend(run_batch(
         &mut ledger,
         START,
@@ -1454,29 +1465,7 @@ fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
 fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start() {
     use grantledger_core::Command;
     let dir = tempfile::tempdir().unwrap();
-    let options = grantledger_log::LogOptions {
-        sync: false,
-        ..grantledger_log::LogOptions::default()
-    };
-    let mut ledger = grantledger_ledger::Ledger::create(
-        &dir.path().join("log"),
-        grantledger_events::TenantId::new("sim").unwrap(),
-        options,
-    )
-    .unwrap();
-    let approve = |id: &str, who: &str| Command::Approve {
-        request_id: RequestId::new(id).unwrap(),
-        approver: PrincipalId::new(who).unwrap(),
-        comment: "ok".into(),
-    };
-    let mut events = run_batch(
-        &mut ledger,
-        START,
-        vec![Command::PublishCatalog {
-            text: SCHEDULE_CATALOG.into(),
-            published_by: PrincipalId::new("catalog-admin").unwrap(),
-        }],
-    );
+    let (mut ledger, mut events) = scheduling_ledger(dir.path());
     events.extend(run_batch(
         &mut ledger,
         START,
