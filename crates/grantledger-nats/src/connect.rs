@@ -90,4 +90,10 @@ mod tests {
         let error = check_server_version("unknown").unwrap_err();
         assert!(error.contains("`unknown`"), "{error}");
     }
+
+    #[test]
+    fn the_tests_run_no_server_older_than_the_ledger_accepts() {
+        // The test helper keeps its own copy (it knows no NATS crate).
+        assert_eq!(grantledger_testkit::NATS_SERVER_VERSION_MIN, NATS_SERVER_VERSION_MIN);
+    }
 }

