@@ -1185,7 +1185,7 @@ fn apply_review(state: &mut State, e: &ReviewRecorded) -> Result<(), Refusal> {
 
 /// A request lapsed without a grant: a request waiting for approvers at its
 /// deadline, a scheduled request whose start could not be honoured, or a
-/// scheduled request closed by a risk signal before its grant was issued.
+/// request waiting for approvers or for its start closed by a risk signal.
 /// The reason and the deadline must be what the state gives (for a risk
 /// signal: the record's own time).
 fn apply_request_expiry(
@@ -1201,13 +1201,12 @@ fn apply_request_expiry(
                 .map_err(from_rejection)?;
             (slot, (RequestExpiryReason::RequestTtl, deadline))
         }
-        // A risk signal closes a scheduled request whatever its start: it is
-        // the safe direction, nothing is granted. The signal itself leaves
-        // no other trace when its principal held no live grant.
+        // A risk signal closes a request waiting for approvers, or a
+        // scheduled one whatever its start: it is the safe direction,
+        // nothing is granted. The signal itself leaves no other trace when
+        // its principal held no live grant.
         RequestExpiryReason::RiskSignal => {
-            let (slot, _) = state
-                .check_scheduled(&e.request_id)
-                .map_err(from_rejection)?;
+            let slot = state.check_open(&e.request_id).map_err(from_rejection)?;
             (slot, (RequestExpiryReason::RiskSignal, at))
         }
         RequestExpiryReason::StartWindowPassed

@@ -89,11 +89,11 @@ pub enum Command {
         detail: String,
     },
     /// A risk signal about a principal: every live grant it holds is
-    /// revoked with reason `risk_signal`, and every request of it allowed or
-    /// approved and waiting for its scheduled start is closed
-    /// (`RequestExpired`, reason `risk_signal`), in the same input, so no
-    /// grant is issued at that start. Refused
-    /// (`principal_has_no_live_grant`) when there is neither.
+    /// revoked with reason `risk_signal`, and every request of it still
+    /// waiting for approvers, or allowed or approved and waiting for its
+    /// scheduled start, is closed (`RequestExpired`, reason `risk_signal`),
+    /// in the same input, so no approval or start grants it later. Refused
+    /// (`principal_has_no_live_grant`) when there is none of these.
     RiskSignal {
         /// The principal at risk.
         principal: PrincipalId,

@@ -254,12 +254,12 @@ pub fn decide_with(
                 .copied();
             let mut events =
                 revoke_live_grants(state, held, RevocationReason::RiskSignal, by, detail, now);
-            // A request allowed or approved and waiting for its scheduled
-            // start would be issued after the signal: it is closed now, with
-            // the revocations.
+            // A request waiting for approvers, or allowed or approved and
+            // waiting for its scheduled start, would be granted after the
+            // signal: it is closed now, with the revocations.
             events.extend(
                 state
-                    .scheduled_slots_of(principal.as_str())
+                    .open_slots_of(principal.as_str())
                     .into_iter()
                     .map(|slot| {
                         Event::RequestExpired(RequestExpired {
@@ -1006,6 +1006,16 @@ impl State {
                 request_id: request_id.clone(),
                 status: other.status(),
             }),
+        }
+    }
+
+    /// A request a risk signal may close: one waiting for approvers, or
+    /// for its scheduled start.
+    pub(crate) fn check_open(&self, request_id: &RequestId) -> Result<Slot, Rejection> {
+        let slot = self.known_slot(request_id)?;
+        match &self.request_at(slot).stage {
+            Stage::Pending { .. } => Ok(slot),
+            _ => self.check_scheduled(request_id).map(|(slot, _)| slot),
         }
     }
 

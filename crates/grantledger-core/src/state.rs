@@ -594,14 +594,16 @@ impl State {
         slot
     }
 
-    /// The requests `principal` holds that wait for their scheduled start
+    /// The requests of `principal` that could still become grants: those
+    /// waiting for approvers, and those waiting for their scheduled start
     /// (allowed, or approved, their grant not yet issued), in the order
-    /// they were recorded.
-    pub(crate) fn scheduled_slots_of(&self, principal: &str) -> BTreeSet<Slot> {
+    /// they were recorded. What a risk signal closes.
+    pub(crate) fn open_slots_of(&self, principal: &str) -> BTreeSet<Slot> {
         self.core
             .starts
             .iter()
             .map(|&(_, slot)| slot)
+            .chain(self.core.pending.iter().copied())
             .filter(|&slot| *self.request_at(slot).holder.id == *principal)
             .collect()
     }

@@ -724,8 +724,8 @@ fn rows() -> Vec<Row> {
             kind: K::RequestExpiryNotAllowed,
         },
         Row {
-            name: "a request waiting for approvers closed as by a risk signal",
-            base: pending.clone(),
+            name: "a denied request closed as by a risk signal",
+            base: denied.clone(),
             event: request_expired("r1", RequestExpiryReason::RiskSignal, t(1)),
             at: t(1),
             kind: K::RequestExpiryNotAllowed,

@@ -2009,7 +2009,7 @@ fn a_scheduled_request_whose_owner_was_offboarded_expires_at_its_start() {
 }
 
 #[test]
-fn a_risk_signal_closes_the_principals_scheduled_requests_with_its_revocations() {
+fn a_risk_signal_closes_the_principals_open_requests_with_its_revocations() {
     let starts_at = t(2 * HOUR);
     let scenario = given_commands([
         // Live now.
@@ -2020,29 +2020,35 @@ fn a_risk_signal_closes_the_principals_scheduled_requests_with_its_revocations()
         (T0, submit(starting(write_req("r3", human("alice")), starts_at))),
         (t(1), approve("r3", "dana")),
         (t(2), approve("r3", "dmitri")),
-        // Waiting for approvers: not scheduled yet, left to its approvers.
+        // Waiting for approvers, one to start later and one at once: no
+        // approver may grant them after the signal.
         (t(3), submit(starting(write_req("r4", human("alice")), starts_at))),
+        (t(3), submit(write_req("r7", human("alice")))),
         // Bob's, and her agent's: other principals.
         (t(3), submit(starting(read_req("r5", human("bob"), "db/prod/orders"), starts_at))),
         (t(3), submit(starting(read_req("r6", agent("alice-bot", "alice"), "db/prod/orders"), starts_at))),
+        (t(4), approve("r7", "dana")),
     ]);
     let now = t(MINUTE);
     let scenario = scenario.when(risk("alice"), now).then_events(vec![
         revoked("r1", RiskSignal, Some("risk-engine"), "impossible travel"),
         expired_event("r2", RequestExpiryReason::RiskSignal, now),
         expired_event("r3", RequestExpiryReason::RiskSignal, now),
+        expired_event("r4", RequestExpiryReason::RiskSignal, now),
+        expired_event("r7", RequestExpiryReason::RiskSignal, now),
     ]);
     let state = scenario.state();
-    for closed in ["r2", "r3"] {
+    for closed in ["r2", "r3", "r4", "r7"] {
         assert_eq!(state.request_status(&rid(closed)), Some(RequestStatus::Expired), "{closed}");
         assert_eq!(state.scheduled_request(&rid(closed)), None, "{closed}");
     }
-    assert_eq!(state.request_status(&rid("r4")), Some(RequestStatus::Pending));
+    assert!(state.pending_requests(10).is_empty());
+    assert_eq!(state.counts().pending, 0);
     let left: Vec<_> = state.scheduled_requests(10).into_iter().map(|s| s.request_id).collect();
     assert_eq!(left, [rid("r5"), rid("r6")]);
     assert_eq!(state.due_starts(starts_at, 10), [rid("r5"), rid("r6")]);
     assert_eq!(state.counts().scheduled, 2);
-    assert_eq!(state.counts().requests_expired, 2);
+    assert_eq!(state.counts().requests_expired, 4);
     assert_eq!(RequestExpiryReason::RiskSignal.name(), "risk_signal");
     // Their start timers are refused by name, and nothing is issued.
     let scenario = scenario
@@ -2056,6 +2062,14 @@ fn a_risk_signal_closes_the_principals_scheduled_requests_with_its_revocations()
     let scenario = scenario
         .when(refuse("r3", "dora"), starts_at)
         .then_rejects_naming("request_not_pending", &["r3", "expired"]);
+    // The approver who had not yet answered can no longer grant them.
+    let scenario = scenario
+        .when(approve("r7", "dmitri"), t(2 * MINUTE))
+        .then_rejects_naming("request_not_pending", &["r7", "expired"]);
+    let scenario = scenario
+        .when(approve("r4", "dana"), t(2 * MINUTE))
+        .then_rejects_naming("request_not_pending", &["r4", "expired"]);
+    assert!(!scenario.state().check(&pid("alice"), "write", &res("db/prod/orders"), t(2 * MINUTE)));
     // Nothing left of hers: a second signal is refused, naming her.
     scenario
         .when(risk("alice"), t(2 * MINUTE))

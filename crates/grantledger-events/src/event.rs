@@ -711,8 +711,9 @@ pub enum RequestExpiryReason {
     StartWindowPassed,
     /// Its principal was offboarded before its scheduled start.
     PrincipalOffboarded,
-    /// A risk signal about its principal came before its scheduled start:
-    /// the signal closes it, in the same input as the revocations of the
+    /// A risk signal about its principal came while it waited for
+    /// approvers or for its scheduled start: the signal closes it, in the
+    /// same input as the revocations of the
     /// principal's live grants. Appended to codec 3 (the next variant
     /// index; the earlier ones are unchanged).
     RiskSignal,
@@ -738,8 +739,8 @@ impl RequestExpiryReason {
 /// A request lapsed without a grant, recorded when a timer said its time
 /// came: a request waiting for approvers at its request TTL (no approval is
 /// taken after it), or a scheduled request whose start could not be
-/// honoured; or closed by a risk signal about its principal before its
-/// scheduled start. The request is closed; nothing was granted.
+/// honoured; or closed by a risk signal about its principal while it
+/// waited for approvers or for its scheduled start. The request is closed; nothing was granted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestExpired {

@@ -273,9 +273,9 @@ pub enum SignalInput {
         detail: String,
     },
     /// A risk signal about a principal: revoke all its live grants
-    /// (`risk_signal`) and close its requests waiting for a scheduled start
-    /// (`request_expired`, reason `risk_signal`). Refused
-    /// (`principal_has_no_live_grant`) when it has neither.
+    /// (`risk_signal`) and close its requests waiting for approvers or for a
+    /// scheduled start (`request_expired`, reason `risk_signal`). Refused
+    /// (`principal_has_no_live_grant`) when it has none of these.
     Risk {
         /// The principal.
         principal: PrincipalId,

@@ -1462,7 +1462,7 @@ fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
 }
 
 #[test]
-fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start() {
+fn a_risk_signal_closes_open_requests_and_every_projection_drops_their_timers() {
     use grantledger_core::Command;
     let dir = tempfile::tempdir().unwrap();
     let (mut ledger, mut events) = scheduling_ledger(dir.path());
@@ -1475,6 +1475,9 @@ fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start
             schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
             approve("w1", "dana"),
             approve("w1", "dmitri"),
+            // Waiting for its second approver, with a request TTL.
+            schedule_request("p1", "db-write", None),
+            approve("p1", "dana"),
         ],
     ));
     let store = tempfile::tempdir().unwrap();
@@ -1488,8 +1491,14 @@ fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start
         current.scheduled(100).unwrap().into_iter().map(|item| item.request_id.to_string()).collect()
     };
     assert_eq!(listed(&current), ["s1", "w1"]);
+    let pending = |current: &Projector<CurrentGrants>| -> Vec<String> {
+        current.pending(100).unwrap().into_iter().map(|item| item.request_id.to_string()).collect()
+    };
+    assert_eq!(pending(&current), ["p1"]);
     let due = timer_names(&timers.due(START.plus_ms(3 * HOUR), 100).unwrap());
     assert_eq!(due, ["start s1", "start w1"].into_iter().map(String::from).collect());
+    let due = timer_names(&timers.due(START.plus_ms(25 * HOUR), 100).unwrap());
+    assert!(due.contains("request_expiry p1"), "{due:?}");
 
     // A risk signal about alice, before either start: both closed.
     let signal = run_batch(
@@ -1510,7 +1519,10 @@ fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start
         .collect();
     let closed_at = START.plus_ms(HOUR);
     let risk = grantledger_events::RequestExpiryReason::RiskSignal;
-    assert_eq!(reasons, [("s1".to_string(), risk, closed_at), ("w1".to_string(), risk, closed_at)]);
+    assert_eq!(
+        reasons,
+        [("s1".to_string(), risk, closed_at), ("w1".to_string(), risk, closed_at), ("p1".to_string(), risk, closed_at)]
+    );
     timers.apply(&signal).unwrap();
     current.apply(&signal).unwrap();
     audit.apply(&signal).unwrap();
@@ -1518,14 +1530,15 @@ fn a_risk_signal_closes_a_scheduled_request_and_every_projection_drops_its_start
     // current-grants lists nothing scheduled, expiry-timers hands out no
     // start, and nothing gives access at the starts.
     assert!(listed(&current).is_empty());
-    assert!(timers.due(START.plus_ms(4 * HOUR + TIMER_RESEND_AFTER_MS), 100).unwrap().is_empty());
+    assert!(pending(&current).is_empty());
+    assert!(timers.due(START.plus_ms(25 * HOUR + TIMER_RESEND_AFTER_MS), 100).unwrap().is_empty());
     let alice = PrincipalId::new("alice").unwrap();
     let orders = ResourceId::new("db/prod/orders").unwrap();
     assert!(!current.check(&alice, "read", &orders, START.plus_ms(2 * HOUR)).unwrap());
     assert!(!current.check(&alice, "write", &orders, START.plus_ms(3 * HOUR)).unwrap());
     assert!(ledger.state().scheduled_requests(100).is_empty());
     // audit-evidence: each chain ends with the closure and its reason.
-    for id in ["s1", "w1"] {
+    for id in ["s1", "w1", "p1"] {
         let (chain, _) = audit.evidence(&RequestId::new(id).unwrap()).unwrap();
         assert!(
             matches!(
