@@ -60,9 +60,18 @@
 //! match it (a `Resource` has exactly one parent, the entitlement it is
 //! asked under; principals have no parents), so the answer is the same as
 //! with the whole set; a property test checks that.
+//!
+//! A policy scoped to no entitlement whose first `when` starts with
+//! `resource.path like "..."` is also left out of the slices of the
+//! entitlements whose catalog pattern shares no path with it (see
+//! `path_gate`): for a request whose resource matches its entitlement's
+//! pattern it would evaluate to `false`, without error, at that first
+//! conjunct. A request whose resource does not match its entitlement's
+//! pattern (refused by the catalog) is evaluated against the whole set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName,
@@ -79,6 +88,7 @@ use serde_json::Value;
 use crate::context::{RequestContext, check_text};
 use crate::error::{LoadError, LoadErrorKind, PolicyError, PolicyErrorKind};
 use crate::exceptions::ExceptionRules;
+use crate::path_gate;
 use crate::policy_set::{PermitKind, PolicySet};
 use crate::schema::GrantledgerSchema;
 
@@ -304,12 +314,14 @@ pub struct Engine {
     // Per catalog entitlement: its Cedar entity and the values it adds to
     // a decision's `evaluated`, built once.
     entitlements: HashMap<String, (Entity, Vec<(String, Value)>)>,
-    // INVARIANT: `slices_global[slot(a, k)]` holds the policies whose scope
-    // allows action `a` and principal kind `k` and names no entitlement;
-    // `slices_by_entitlement[e][slot(a, k)]` those plus the ones
-    // scoped to entitlement `e`.
-    slices_global: [cedar_policy::PolicySet; SLOTS],
-    slices_by_entitlement: HashMap<String, [cedar_policy::PolicySet; SLOTS]>,
+    // INVARIANT: for every catalog entitlement `e`, `slices[e][slot(a, k)]`
+    // holds the policies whose scope allows action `a` and principal kind
+    // `k` and that either are scoped to `e`, or name no entitlement and
+    // are not path-gated away from `e`'s pattern (see `path_gate`).
+    // Entitlements with the same policies share one array. It is used only
+    // for a request whose resource matches `e`'s pattern; the others are
+    // evaluated against the whole set.
+    slices: HashMap<String, Arc<[cedar_policy::PolicySet; SLOTS]>>,
     // Cedar parses a `datetime` with a regular expression (about 4 µs, as
     // much as the rest of the context), so `context.now` is built only
     // when some policy can read it: a policy that reads it must spell
@@ -366,8 +378,13 @@ impl Engine {
                 }
             }
         }
-        let mut slices_global: [cedar_policy::PolicySet; SLOTS] = Default::default();
-        let mut scoped: BTreeMap<String, Vec<(usize, cedar_policy::Policy)>> = BTreeMap::new();
+        // Every (slot, policy) pair a slice may take, and by index: the
+        // ones every entitlement takes, the path-gated ones, and the ones
+        // scoped to one entitlement.
+        let mut members: Vec<(usize, cedar_policy::Policy)> = Vec::new();
+        let mut global: Vec<usize> = Vec::new();
+        let mut gated: Vec<(usize, path_gate::Glob)> = Vec::new();
+        let mut scoped: HashMap<String, Vec<usize>> = HashMap::new();
         for policy in policies.cedar().policies() {
             let id = policy.id().to_string();
             for literal in policy.entity_literals() {
@@ -387,26 +404,45 @@ impl Engine {
             let actions = names.actions_of(&policy.action_constraint());
             let kinds = names.kinds_of(&policy.principal_constraint());
             let entitlement = names.entitlement_of(&policy.resource_constraint());
+            let gate = match entitlement {
+                None => path_gate::gate_of(policy),
+                Some(_) => None,
+            };
             for &action in &actions {
                 for &kind in &kinds {
-                    let slot = action * 3 + kind;
-                    match &entitlement {
-                        None => add_policy(&mut slices_global[slot], policy),
-                        Some(entitlement) => scoped
-                            .entry(entitlement.clone())
-                            .or_default()
-                            .push((slot, policy.clone())),
+                    let index = members.len();
+                    members.push((action * 3 + kind, policy.clone()));
+                    match (&entitlement, &gate) {
+                        (Some(entitlement), _) => {
+                            scoped.entry(entitlement.clone()).or_default().push(index)
+                        }
+                        (None, Some(glob)) => gated.push((index, glob.clone())),
+                        (None, None) => global.push(index),
                     }
                 }
             }
         }
-        let mut slices_by_entitlement = HashMap::with_capacity(scoped.len());
-        for (entitlement, list) in scoped {
-            let mut slices = slices_global.clone();
-            for (slot, policy) in list {
-                add_policy(&mut slices[slot], &policy);
-            }
-            slices_by_entitlement.insert(entitlement, slices);
+        let mut shared: HashMap<Vec<usize>, Arc<[cedar_policy::PolicySet; SLOTS]>> =
+            HashMap::new();
+        let mut slices = HashMap::with_capacity(catalog.entitlements().len());
+        for entry in catalog.entitlements() {
+            let glob = path_gate::catalog_glob(&entry.resource);
+            let mut taken: Vec<usize> = gated
+                .iter()
+                .filter(|(_, gate)| path_gate::overlap(&glob, gate))
+                .map(|(index, _)| *index)
+                .chain(scoped.get(&entry.id).into_iter().flatten().copied())
+                .collect();
+            taken.sort_unstable();
+            let slice = shared.entry(taken).or_insert_with_key(|taken| {
+                let mut slice: [cedar_policy::PolicySet; SLOTS] = Default::default();
+                for &index in global.iter().chain(taken) {
+                    let (slot, policy) = &members[index];
+                    add_policy(&mut slice[*slot], policy);
+                }
+                Arc::new(slice)
+            });
+            slices.insert(entry.id.clone(), Arc::clone(slice));
         }
         let mut entitlements = HashMap::with_capacity(catalog.entitlements().len());
         for entry in catalog.entitlements() {
@@ -443,8 +479,7 @@ impl Engine {
             authorizer: Authorizer::new(),
             names,
             entitlements,
-            slices_global,
-            slices_by_entitlement,
+            slices,
         })
     }
 
@@ -541,7 +576,7 @@ impl Engine {
         let prepared = self.prepare(request, entry, ttl_ms, self.context_now_read)?;
         let response = self.authorizer.is_authorized(
             &prepared.request,
-            self.slice(request, true),
+            self.slice(request, entry, true),
             &prepared.entities,
         );
         Ok(response.decision() == cedar_policy::Decision::Allow)
@@ -564,22 +599,32 @@ impl Engine {
     /// How many policies the request's slice holds.
     #[doc(hidden)]
     pub fn slice_len(&self, request: &PolicyRequest) -> usize {
-        self.slice(request, true).policies().count()
+        match self.catalog.entitlement(&request.entitlement) {
+            Some(entry) => self.slice(request, entry, true).policies().count(),
+            None => 0,
+        }
     }
 
-    fn slice(&self, request: &PolicyRequest, sliced: bool) -> &cedar_policy::PolicySet {
-        if !sliced {
-            return self.policies.cedar();
-        }
+    /// The policies to evaluate `request` against: its entitlement's slice
+    /// for its action and principal kind when its resource matches the
+    /// entitlement's pattern (what the path gates assume), else the whole
+    /// set (the request is refused by the catalog anyway, and its record
+    /// names the policies the whole set gives).
+    fn slice(
+        &self,
+        request: &PolicyRequest,
+        entry: &Entitlement,
+        sliced: bool,
+    ) -> &cedar_policy::PolicySet {
         let kind = match request.principal.kind {
             PrincipalKind::Human => 0,
             PrincipalKind::Workload => 1,
             PrincipalKind::Agent => 2,
         };
         let slot = request.action.index() * 3 + kind;
-        match self.slices_by_entitlement.get(&request.entitlement) {
-            Some(slices) => &slices[slot],
-            None => &self.slices_global[slot],
+        match self.slices.get(&entry.id) {
+            Some(slices) if sliced && entry.resource.matches(&request.resource) => &slices[slot],
+            _ => self.policies.cedar(),
         }
     }
 
@@ -613,7 +658,7 @@ impl Engine {
         let prepared = self.prepare(request, entry, ttl_ms, self.context_now_read)?;
         let response = self.authorizer.is_authorized(
             &prepared.request,
-            self.slice(request, sliced),
+            self.slice(request, entry, sliced),
             &prepared.entities,
         );
         let diagnostics = response.diagnostics();

@@ -25,6 +25,7 @@ pub mod engine;
 mod error;
 pub mod exceptions;
 pub mod identity;
+mod path_gate;
 pub mod policy_set;
 pub mod runner;
 mod schema;

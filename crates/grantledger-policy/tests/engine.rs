@@ -384,6 +384,25 @@ const SLICED_POLICIES: &str = r#"
 @id("bg") permit (principal is User, action == Action::"break_glass", resource) when { context has incident };
 "#;
 
+#[test]
+fn a_path_gated_policy_is_left_out_only_where_no_resource_of_the_entitlement_can_match() {
+    let engine = engine(SLICED_POLICIES);
+    let with = |entitlement: &str, resource: &str| {
+        let mut asked = request(entitlement, resource, &["read"]);
+        asked.principal.kind = PrincipalKind::Workload;
+        asked.principal.owner = Some("owner".into());
+        engine.slice_len(&asked)
+    };
+    // ns-admin's pattern can hold `k8s/prod/ns/pay...`: `global-risk`,
+    // `global-path` and `ns-on-call` (`ns-step-up` is for humans).
+    assert_eq!(with("ns-admin", "k8s/prod/ns/payments"), 3);
+    assert_eq!(with("ns-admin", "k8s/prod/ns/search"), 3, "the slice is the entitlement's, not the path's");
+    // db-write's `db/prod/*` never can: `global-risk` and its own two.
+    assert_eq!(with("db-write", "db/prod/orders"), 3);
+    // A resource outside the entitlement's pattern: the whole set.
+    assert_eq!(with("db-write", "k8s/prod/ns/payments"), 7);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -401,13 +420,18 @@ proptest! {
         incident in any::<bool>(),
         risk in proptest::option::of(0i64..=100),
         ttl_min in 1i64..200,
-        suffix in "[a-z]{1,6}",
+        suffix in "(pay)?[a-z]{1,6}",
+        elsewhere in proptest::sample::select(vec![None, Some("k8s/prod/ns/pay"), Some("db/prod/"), Some("other/")]),
     ) {
         let engine = engine(SLICED_POLICIES);
+        // Mostly under the entitlement's pattern; sometimes elsewhere (the
+        // catalog refuses it, and the path gates must not hide a policy).
+        let ns_resource = format!("{}{suffix}", elsewhere.unwrap_or("k8s/prod/ns/"));
+        let db_resource = format!("{}{suffix}", elsewhere.unwrap_or("db/prod/"));
         let mut asked = if ns {
-            request("ns-admin", &format!("k8s/prod/ns/{suffix}"), &["admin"])
+            request("ns-admin", &ns_resource, &["admin"])
         } else {
-            request("db-write", &format!("db/prod/{suffix}"), &["write"])
+            request("db-write", &db_resource, &["write"])
         };
         asked.principal.kind = [PrincipalKind::Human, PrincipalKind::Workload, PrincipalKind::Agent][kind as usize];
         asked.principal.owner = Some("owner".into());
