@@ -1075,7 +1075,9 @@ impl Engine {
         ttl_ms: i64,
         include_now: bool,
     ) -> Result<Prepared, PolicyError> {
-        let mut evaluated = BTreeMap::new();
+        // Collected in a list and sorted once at the end: cheaper than
+        // keeping a map sorted through two dozen inserts.
+        let mut evaluated: Vec<(String, Value)> = Vec::with_capacity(40);
         let principal_type = match request.principal.kind {
             PrincipalKind::Human => &self.names.user,
             PrincipalKind::Workload => &self.names.workload,
@@ -1095,10 +1097,10 @@ impl Engine {
                 string(request.principal.owner.as_deref().unwrap_or("")),
             ));
         }
-        evaluated.insert(
+        evaluated.push((
             "principal.id".to_string(),
             Value::String(request.principal.id.clone()),
-        );
+        ));
         let principal = entity(
             principal_uid.clone(),
             principal_attrs,
@@ -1199,7 +1201,7 @@ impl Engine {
         let mut cedar_pairs = Vec::with_capacity(pairs.len());
         for (key, Attr(expression, value)) in pairs {
             if !value.is_null() {
-                evaluated.insert(format!("context.{key}"), value);
+                evaluated.push((dotted("context", key), value));
             }
             cedar_pairs.push((key.to_string(), expression));
         }
@@ -1217,7 +1219,7 @@ impl Engine {
         Ok(Prepared {
             request,
             entities,
-            evaluated,
+            evaluated: evaluated.into_iter().collect(),
         })
     }
 
@@ -1324,11 +1326,11 @@ fn set(values: &[String]) -> Attr {
 fn record(
     fields: Vec<(&str, Attr)>,
     prefix: &str,
-    evaluated: &mut BTreeMap<String, Value>,
+    evaluated: &mut Vec<(String, Value)>,
 ) -> Result<Attr, PolicyError> {
     let mut cedar_fields = Vec::with_capacity(fields.len());
     for (key, Attr(expression, value)) in fields {
-        evaluated.insert(format!("{prefix}.{key}"), value);
+        evaluated.push((dotted(prefix, key), value));
         cedar_fields.push((key.to_string(), expression));
     }
     let expression = RestrictedExpression::new_record(cedar_fields).map_err(cedar_error)?;
@@ -1340,14 +1342,24 @@ fn entity(
     attrs: Vec<(&str, Attr)>,
     parents: impl IntoIterator<Item = EntityUid>,
     prefix: &str,
-    evaluated: &mut BTreeMap<String, Value>,
+    evaluated: &mut Vec<(String, Value)>,
 ) -> Result<Entity, PolicyError> {
     let mut cedar_attrs = HashMap::with_capacity(attrs.len());
     for (key, Attr(expression, value)) in attrs {
-        evaluated.insert(format!("{prefix}.{key}"), value);
+        evaluated.push((dotted(prefix, key), value));
         cedar_attrs.insert(key.to_string(), expression);
     }
     Entity::new(uid, cedar_attrs, parents.into_iter().collect()).map_err(cedar_error)
+}
+
+/// `prefix.key`, without the formatting machinery (a decision builds two
+/// dozen of these).
+fn dotted(prefix: &str, key: &str) -> String {
+    let mut name = String::with_capacity(prefix.len() + 1 + key.len());
+    name.push_str(prefix);
+    name.push('.');
+    name.push_str(key);
+    name
 }
 
 fn entitlement_attributes(entry: &Entitlement) -> Vec<(&'static str, Attr)> {
