@@ -126,6 +126,7 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
         // The slowest synced commit of this phase: a disk stall shows here
         // and in the service's tail alike.
         counters.commit_latency_us_max.store(0, std::sync::atomic::Ordering::Relaxed);
+        counters.commit_latency.reset();
         let service = open_loop_service(&client, &js, rate, seconds).await;
         print_row("service publish -> receipt", rate, &service);
         println!(
@@ -134,9 +135,24 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
             rate,
             counters.commit_latency_us_max.load(std::sync::atomic::Ordering::Relaxed)
         );
+        print_commit_buckets(&counters.commit_latency);
     }
     stop_tx.send(()).unwrap();
     service.await.unwrap().unwrap();
+}
+
+/// Batches by decide+commit latency bucket (power-of-two bounds): how often
+/// the synced commit itself stalls, beside the receipts' tail.
+fn print_commit_buckets(buckets: &ledger_service::LatencyBuckets) {
+    let counts = buckets.counts();
+    let line: Vec<String> = (0..counts.len())
+        .map(|index| {
+            let bound = ledger_service::LatencyBuckets::upper_bound_us(index);
+            let name = if bound == u64::MAX { ">".to_string() } else { format!("<={}ms", bound as f64 / 1000.0) };
+            format!("{name}:{}", counts[index])
+        })
+        .collect();
+    println!("  batches by decide+commit latency: {}", line.join(" "));
 }
 
 fn print_row(name: &str, rate: u64, h: &Histogram<u64>) {

@@ -172,8 +172,49 @@ pub struct Counters {
     pub commit_latency_us_total: AtomicU64,
     /// Largest commit latency, microseconds.
     pub commit_latency_us_max: AtomicU64,
+    /// Commit latencies (decide and synced commit of one batch) by
+    /// power-of-two bucket: where a tail comes from.
+    pub commit_latency: LatencyBuckets,
     /// Events republished at start-up.
     pub republished: AtomicU64,
+}
+
+/// How many [`LatencyBuckets`] there are.
+pub const LATENCY_BUCKETS: usize = 12;
+
+/// A latency histogram with fixed power-of-two buckets, updated with one
+/// relaxed atomic add: bucket `i` counts latencies up to
+/// [`LatencyBuckets::upper_bound_us`]`(i)` (128 µs, 256 µs, ... 128 ms), and
+/// the last one everything above 128 ms.
+#[derive(Debug, Default)]
+pub struct LatencyBuckets {
+    counts: [AtomicU64; LATENCY_BUCKETS],
+}
+
+impl LatencyBuckets {
+    /// The largest latency bucket `index` holds, in microseconds; `u64::MAX`
+    /// for the last.
+    pub fn upper_bound_us(index: usize) -> u64 {
+        if index + 1 >= LATENCY_BUCKETS { u64::MAX } else { 128 << index }
+    }
+
+    /// Counts one latency.
+    pub fn record(&self, latency_us: u64) {
+        let index = (0..LATENCY_BUCKETS).find(|&index| latency_us <= Self::upper_bound_us(index)).unwrap_or(LATENCY_BUCKETS - 1);
+        self.counts[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts, bucket by bucket.
+    pub fn counts(&self) -> [u64; LATENCY_BUCKETS] {
+        std::array::from_fn(|index| self.counts[index].load(Ordering::Relaxed))
+    }
+
+    /// Starts counting again from zero.
+    pub fn reset(&self) {
+        for count in &self.counts {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What the service publishes on `grants.rejections.<tenant>`.
@@ -1100,6 +1141,7 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
     counters.last_batch_size.store(messages.len() as u64, Ordering::Relaxed);
     counters.commit_latency_us_total.fetch_add(latency, Ordering::Relaxed);
     counters.commit_latency_us_max.fetch_max(latency, Ordering::Relaxed);
+    counters.commit_latency.record(latency);
     counters.committed_inputs.fetch_add(staged as u64, Ordering::Relaxed);
     counters.committed_events.fetch_add(commit.records as u64, Ordering::Relaxed);
     tracing::debug!(inputs = messages.len(), staged, records = commit.records, latency_us = latency, "batch committed");
@@ -1777,4 +1819,31 @@ fn sequence_of(headers: &HeaderMap) -> Result<u64, ServiceError> {
         .get(SEQUENCE_HEADER)
         .and_then(|value| value.as_str().parse::<u64>().ok())
         .ok_or_else(|| ServiceError::Nats(format!("a LEDGER_EVENTS message without a valid `{SEQUENCE_HEADER}` header")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_count_each_latency_under_its_power_of_two_bound() {
+        let buckets = LatencyBuckets::default();
+        for latency_us in [0, 128, 129, 1_000, 1_024, 1_025, 131_072, 131_073, u64::MAX] {
+            buckets.record(latency_us);
+        }
+        let mut expected = [0u64; LATENCY_BUCKETS];
+        // 0 and 128 in the first (up to 128 µs); 129 in the second.
+        expected[0] = 2;
+        expected[1] = 1;
+        // 1,000 and 1,024 up to 1,024 µs; 1,025 in the next.
+        expected[3] = 2;
+        expected[4] = 1;
+        // 131,072 µs is the last bound; anything above is in the last bucket.
+        expected[LATENCY_BUCKETS - 2] = 1;
+        expected[LATENCY_BUCKETS - 1] = 2;
+        assert_eq!(buckets.counts(), expected);
+        assert_eq!(LatencyBuckets::upper_bound_us(LATENCY_BUCKETS - 2), 131_072);
+        buckets.reset();
+        assert_eq!(buckets.counts(), [0; LATENCY_BUCKETS]);
+    }
 }
