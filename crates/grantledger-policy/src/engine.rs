@@ -574,9 +574,10 @@ impl Engine {
         };
         let ttl_ms = request.ttl_requested_ms.unwrap_or(entry.ttl_default_ms);
         let prepared = self.prepare(request, entry, ttl_ms, self.context_now_read)?;
+        let sliced = entry.resource.matches(&request.resource);
         let response = self.authorizer.is_authorized(
             &prepared.request,
-            self.slice(request, entry, true),
+            self.slice(request, entry, sliced),
             &prepared.entities,
         );
         Ok(response.decision() == cedar_policy::Decision::Allow)
@@ -600,16 +601,20 @@ impl Engine {
     #[doc(hidden)]
     pub fn slice_len(&self, request: &PolicyRequest) -> usize {
         match self.catalog.entitlement(&request.entitlement) {
-            Some(entry) => self.slice(request, entry, true).policies().count(),
+            Some(entry) => self
+                .slice(request, entry, entry.resource.matches(&request.resource))
+                .policies()
+                .count(),
             None => 0,
         }
     }
 
     /// The policies to evaluate `request` against: its entitlement's slice
-    /// for its action and principal kind when its resource matches the
-    /// entitlement's pattern (what the path gates assume), else the whole
-    /// set (the request is refused by the catalog anyway, and its record
-    /// names the policies the whole set gives).
+    /// for its action and principal kind when `sliced`, else the whole set.
+    /// Callers pass `sliced` only for a resource within the entitlement's
+    /// pattern (what the path gates assume); a request outside it is refused
+    /// by the catalog anyway, and its record names the policies the whole
+    /// set gives.
     fn slice(
         &self,
         request: &PolicyRequest,
@@ -623,7 +628,7 @@ impl Engine {
         };
         let slot = request.action.index() * 3 + kind;
         match self.slices.get(&entry.id) {
-            Some(slices) if sliced && entry.resource.matches(&request.resource) => &slices[slot],
+            Some(slices) if sliced => &slices[slot],
             _ => self.policies.cedar(),
         }
     }
@@ -653,12 +658,12 @@ impl Engine {
                 .ttl_default_ms
                 .min(entry.break_glass_ttl_max_ms.unwrap_or(entry.ttl_default_ms)),
         };
-        self.check_catalog(request, entry, ttl_ms, &mut rules);
+        let within_pattern = self.check_catalog(request, entry, ttl_ms, &mut rules);
 
         let prepared = self.prepare(request, entry, ttl_ms, self.context_now_read)?;
         let response = self.authorizer.is_authorized(
             &prepared.request,
-            self.slice(request, entry, sliced),
+            self.slice(request, entry, sliced && within_pattern),
             &prepared.entities,
         );
         let diagnostics = response.diagnostics();
@@ -912,13 +917,16 @@ impl Engine {
         Ok(decision)
     }
 
+    /// Records the catalog's rules the request breaks; returns whether its
+    /// resource is one concrete resource within the entitlement's pattern
+    /// (what its slice assumes).
     fn check_catalog(
         &self,
         request: &PolicyRequest,
         entry: &Entitlement,
         ttl_ms: i64,
         rules: &mut Rules,
-    ) {
+    ) -> bool {
         let kind = request.principal.kind;
         let break_glass = request.action == PolicyAction::BreakGlass;
         if break_glass && entry.break_glass_ttl_max_ms.is_none() {
@@ -937,7 +945,7 @@ impl Engine {
                 ),
             );
         }
-        if !is_concrete_resource(&request.resource) {
+        let within_pattern = if !is_concrete_resource(&request.resource) {
             rules.broken(
                 Reason::ResourceNotConcrete.code(),
                 format!(
@@ -945,6 +953,7 @@ impl Engine {
                     request.resource
                 ),
             );
+            false
         } else if !entry.resource.matches(&request.resource) {
             rules.broken(
                 Reason::ResourceOutsideEntitlement.code(),
@@ -953,7 +962,10 @@ impl Engine {
                     request.resource, entry.id, entry.resource
                 ),
             );
-        }
+            false
+        } else {
+            true
+        };
         if request.actions.is_empty() {
             rules.broken(
                 Reason::ActionsEmpty.code(),
@@ -1066,6 +1078,7 @@ impl Engine {
                 ),
             );
         }
+        within_pattern
     }
 
     fn prepare(
