@@ -8,7 +8,7 @@ use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, Event, EventKind, GrantExtended, GrantId, GrantIssued, GrantRevoked,
     IdentityRefused, Principal, PrincipalOffboarded, RequestExpired, RequestExpiryReason,
-    RequestSubmitted, ReviewRecorded, RevocationReason, Timestamp,
+    RequestSubmitted, RequestWithdrawn, ReviewRecorded, RevocationReason, Timestamp,
 };
 
 use crate::catalog::Catalog;
@@ -21,7 +21,7 @@ use crate::policy::{
 use crate::decide::{Start, check_start_ahead};
 use crate::rejection::{Reason, Rejection};
 use crate::state::{
-    Approval, Asked, Grant, Holder, IdentityRefusal, Name, Revocation, Stage, State, Terms,
+    Approval, Asked, Grant, Holder, IdentityRefusal, Name, Revocation, Slot, Stage, State, Terms,
 };
 
 /// Why an event cannot follow the state: which rule it breaks, on which
@@ -153,11 +153,15 @@ pub enum ApplyErrorKind {
     /// principal whose owner (the person accountable for a workload or an
     /// agent) was offboarded.
     OwnerOffboarded,
+    /// A withdrawal of a request that was not waiting for approvers or for
+    /// its start, by someone other than the requester or its owner, or
+    /// without a reason.
+    WithdrawalNotAllowed,
 }
 
 impl ApplyErrorKind {
     /// Every kind.
-    pub const ALL: [ApplyErrorKind; 40] = [
+    pub const ALL: [ApplyErrorKind; 41] = [
         ApplyErrorKind::TimeWentBack,
         ApplyErrorKind::CatalogInvalid,
         ApplyErrorKind::CatalogHashMismatch,
@@ -198,6 +202,7 @@ impl ApplyErrorKind {
         ApplyErrorKind::GrantOutsideSchedule,
         ApplyErrorKind::RequestExpiryNotAllowed,
         ApplyErrorKind::OwnerOffboarded,
+        ApplyErrorKind::WithdrawalNotAllowed,
     ];
 
     /// A stable snake_case code.
@@ -243,6 +248,7 @@ impl ApplyErrorKind {
             ApplyErrorKind::GrantOutsideSchedule => "grant_outside_schedule",
             ApplyErrorKind::RequestExpiryNotAllowed => "request_expiry_not_allowed",
             ApplyErrorKind::OwnerOffboarded => "owner_offboarded",
+            ApplyErrorKind::WithdrawalNotAllowed => "withdrawal_not_allowed",
         }
     }
 }
@@ -282,6 +288,7 @@ pub fn apply(state: &mut State, event: &Event, at: Timestamp) -> Result<(), Appl
         Event::PrincipalOffboarded(e) => apply_offboarding(state, e, at),
         Event::IdentityRefused(e) => apply_identity_refusal(state, e),
         Event::RequestExpired(e) => apply_request_expiry(state, e, at),
+        Event::RequestWithdrawn(e) => apply_withdrawal(state, e),
     };
     result.map_err(|(error_kind, detail)| fail(error_kind, detail))?;
     state.core.time_last = Some(at);
@@ -326,6 +333,9 @@ fn from_rejection(rejection: Rejection) -> Refusal {
         | Rejection::RequestNotScheduled { .. }
         | Rejection::RequestNotYetExpired { .. }
         | Rejection::RequestWithoutTtl { .. } => ApplyErrorKind::RequestExpiryNotAllowed,
+        Rejection::RequestNotOpen { .. }
+        | Rejection::WithdrawalNotByRequester { .. }
+        | Rejection::WithdrawalReasonRequired { .. } => ApplyErrorKind::WithdrawalNotAllowed,
         // INVARIANT: apply only calls the shared checks above, which return
         // none of these.
         Rejection::CatalogInvalid(_)
@@ -848,7 +858,11 @@ fn apply_grant(state: &mut State, e: &GrantIssued, at: Timestamp) -> Result<(), 
                 format!("grant `{}` was already issued", e.grant_id),
             ));
         }
-        Stage::Submitted(_) | Stage::Denied | Stage::Refused | Stage::Expired => {
+        Stage::Submitted(_)
+        | Stage::Denied
+        | Stage::Refused
+        | Stage::Expired
+        | Stage::Withdrawn => {
             return Err((
                 ApplyErrorKind::GrantWithoutAllowingDecision,
                 format!(
@@ -1239,9 +1253,28 @@ fn apply_request_expiry(
             ),
         ));
     }
+    close_open_request(state, slot, Stage::Expired);
+    state.core.counts.requests_expired += 1;
+    Ok(())
+}
+
+/// A request withdrawn by its requester (or the requester's owner) while it
+/// waited for approvers or for its scheduled start, with a reason.
+fn apply_withdrawal(state: &mut State, e: &RequestWithdrawn) -> Result<(), Refusal> {
+    let slot = state
+        .check_withdrawal(&e.request_id, &e.withdrawn_by, &e.reason)
+        .map_err(from_rejection)?;
+    close_open_request(state, slot, Stage::Withdrawn);
+    state.core.counts.requests_withdrawn += 1;
+    Ok(())
+}
+
+/// Moves a request waiting for approvers or for its scheduled start to
+/// `closed` (expired or withdrawn), out of the pending and start indices.
+fn close_open_request(state: &mut State, slot: Slot, closed: Stage) {
     let core = &mut state.core;
     let request = &mut core.requests[slot as usize];
-    match std::mem::replace(&mut request.stage, Stage::Expired) {
+    match std::mem::replace(&mut request.stage, closed) {
         Stage::Pending { approval, .. } => {
             core.pending.remove(&slot);
             if let Some(deadline) = approval.expires_at {
@@ -1259,6 +1292,4 @@ fn apply_request_expiry(
         // INVARIANT: both checks accept only pending or scheduled requests.
         _ => unreachable!("checked pending or scheduled"),
     }
-    core.counts.requests_expired += 1;
-    Ok(())
 }

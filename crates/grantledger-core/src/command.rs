@@ -144,6 +144,21 @@ pub enum Command {
         /// The request.
         request_id: RequestId,
     },
+    /// The requester (or, for a workload or an agent, its owner) withdraws
+    /// a request still waiting for approvers, or allowed or approved and
+    /// waiting for its scheduled start (the maintenance was postponed, the
+    /// task was cancelled): it is closed (`RequestWithdrawn`) and nothing is
+    /// granted for it. Refused (`request_not_open`) once it was granted,
+    /// denied or closed, for anyone else (`withdrawal_not_by_requester`),
+    /// and without a reason (`withdrawal_reason_required`).
+    Withdraw {
+        /// The request.
+        request_id: RequestId,
+        /// Who withdraws it.
+        by: PrincipalId,
+        /// Why.
+        reason: String,
+    },
     /// A revocation worker removed the access at the target.
     ConfirmRevocation {
         /// The revoked grant.
@@ -220,6 +235,7 @@ impl Command {
             Command::Expire { .. } => "expire",
             Command::Start { .. } => "start",
             Command::ExpireRequest { .. } => "expire_request",
+            Command::Withdraw { .. } => "withdraw",
             Command::ConfirmRevocation { .. } => "confirm_revocation",
             Command::ReportRevocationFailure { .. } => "report_revocation_failure",
             Command::Extend { .. } => "extend",

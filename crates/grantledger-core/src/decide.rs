@@ -8,7 +8,7 @@ use grantledger_events::{
     ApprovalRecorded, ApprovalVerdict, BreakGlassInvoked, CatalogPublished, DecisionOutcome,
     DecisionRecorded, EntitlementId, Event, GrantExtended, GrantId, GrantIssued, GrantRevoked,
     IdentityRefused, Principal, PrincipalId, PrincipalOffboarded, RequestExpired,
-    RequestExpiryReason, RequestId, RequestSubmitted, ResourceId, ReviewRecorded, RevocationConfirmed, RevocationFailed, RevocationReason,
+    RequestExpiryReason, RequestId, RequestSubmitted, RequestWithdrawn, ResourceId, ReviewRecorded, RevocationConfirmed, RevocationFailed, RevocationReason,
     SubmitRequest, Timestamp,
 };
 
@@ -354,6 +354,18 @@ pub fn decide_with(
                 request_id: request_id.clone(),
                 reason: RequestExpiryReason::RequestTtl,
                 expired_at: expires_at,
+            })])
+        }
+        Command::Withdraw {
+            request_id,
+            by,
+            reason,
+        } => {
+            state.check_withdrawal(request_id, by, reason)?;
+            Ok(vec![Event::RequestWithdrawn(RequestWithdrawn {
+                request_id: request_id.clone(),
+                withdrawn_by: by.clone(),
+                reason: reason.clone(),
             })])
         }
         Command::ConfirmRevocation { grant_id, worker } => {
@@ -816,6 +828,7 @@ fn check_bounds(command: &Command) -> Result<(), Rejection> {
         | Command::Offboard { detail, .. } => {
             texts.push(("detail", detail));
         }
+        Command::Withdraw { reason, .. } => texts.push(("reason", reason)),
         Command::Expire { .. }
         | Command::Extend { .. }
         | Command::Start { .. }
@@ -1017,6 +1030,43 @@ impl State {
             Stage::Pending { .. } => Ok(slot),
             _ => self.check_scheduled(request_id).map(|(slot, _)| slot),
         }
+    }
+
+    /// A request `by` may withdraw with `reason`: one waiting for approvers
+    /// or for its scheduled start, withdrawn by its requester or the
+    /// requester's owner, with a reason that is not blank.
+    pub(crate) fn check_withdrawal(
+        &self,
+        request_id: &RequestId,
+        by: &PrincipalId,
+        reason: &str,
+    ) -> Result<Slot, Rejection> {
+        let slot = self.known_slot(request_id)?;
+        let request = self.request_at(slot);
+        let open = match &request.stage {
+            Stage::Pending { .. } => true,
+            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. } => terms.start.is_some(),
+            _ => false,
+        };
+        if !open {
+            return Err(Rejection::RequestNotOpen {
+                request_id: request_id.clone(),
+                status: request.stage.status(),
+            });
+        }
+        if !request.holder.is_self_or_owner(by.as_str()) {
+            return Err(Rejection::WithdrawalNotByRequester {
+                request_id: request_id.clone(),
+                by: by.clone(),
+                requester: request.holder.to_principal().id,
+            });
+        }
+        if !is_present(reason) {
+            return Err(Rejection::WithdrawalReasonRequired {
+                request_id: request_id.clone(),
+            });
+        }
+        Ok(slot)
     }
 
     /// What a start timer does to `request_id` at `at`: issue its grant, or

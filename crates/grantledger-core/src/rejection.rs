@@ -298,6 +298,37 @@ pub enum Rejection {
         /// Where it is instead.
         status: RequestStatus,
     },
+    /// A withdrawal of a request that is not waiting for approvers or for
+    /// its scheduled start (granted, denied, closed, or not yet decided).
+    #[error(
+        "request `{request_id}` is `{}`: only a request waiting for approvers or for its scheduled start can be withdrawn",
+        status.name()
+    )]
+    RequestNotOpen {
+        /// The request.
+        request_id: RequestId,
+        /// Where it is instead.
+        status: RequestStatus,
+    },
+    /// A withdrawal by someone other than the requester or, for a workload
+    /// or an agent, its owner.
+    #[error(
+        "`{by}` may not withdraw request `{request_id}`: only its requester `{requester}` or the requester's owner may"
+    )]
+    WithdrawalNotByRequester {
+        /// The request.
+        request_id: RequestId,
+        /// Who tried.
+        by: PrincipalId,
+        /// Who asked.
+        requester: PrincipalId,
+    },
+    /// A withdrawal without a reason.
+    #[error("withdrawing request `{request_id}` requires a reason")]
+    WithdrawalReasonRequired {
+        /// The request.
+        request_id: RequestId,
+    },
     /// A request-expiry timer before the request's deadline.
     #[error("request `{request_id}` expires at `{expires_at}`, not before: it is `{now}`")]
     RequestNotYetExpired {
@@ -578,6 +609,9 @@ impl Rejection {
             Rejection::StartNotDue { .. } => "start_not_due",
             Rejection::RequestAlreadyStarted { .. } => "request_already_started",
             Rejection::RequestNotScheduled { .. } => "request_not_scheduled",
+            Rejection::RequestNotOpen { .. } => "request_not_open",
+            Rejection::WithdrawalNotByRequester { .. } => "withdrawal_not_by_requester",
+            Rejection::WithdrawalReasonRequired { .. } => "withdrawal_reason_required",
             Rejection::RequestNotYetExpired { .. } => "request_not_yet_expired",
             Rejection::RequestWithoutTtl { .. } => "request_without_ttl",
             Rejection::IdentityRejected { .. } => "identity_rejected",

@@ -64,6 +64,9 @@ pub enum RequestStatus {
     /// Lapsed without a grant (`RequestExpired`): it waited for approvers
     /// past its request TTL, or its scheduled start could not be honoured.
     Expired,
+    /// Withdrawn by its requester (or the requester's owner) before it was
+    /// granted (`RequestWithdrawn`).
+    Withdrawn,
 }
 
 impl RequestStatus {
@@ -79,6 +82,7 @@ impl RequestStatus {
             RequestStatus::Refused => "refused",
             RequestStatus::Granted => "granted",
             RequestStatus::Expired => "expired",
+            RequestStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -242,6 +246,9 @@ pub struct Counts {
     pub scheduled: u64,
     /// Requests that lapsed without a grant (`RequestExpired`).
     pub requests_expired: u64,
+    /// Requests withdrawn by their requester before a grant
+    /// (`RequestWithdrawn`).
+    pub requests_withdrawn: u64,
 }
 
 impl State {
@@ -842,6 +849,8 @@ pub(crate) enum Stage {
     Granted(Box<Grant>),
     /// Lapsed without a grant; the request's details are dropped.
     Expired,
+    /// Withdrawn by its requester before a grant; the details are dropped.
+    Withdrawn,
 }
 
 impl Stage {
@@ -856,6 +865,7 @@ impl Stage {
             Stage::Refused => RequestStatus::Refused,
             Stage::Granted(_) => RequestStatus::Granted,
             Stage::Expired => RequestStatus::Expired,
+            Stage::Withdrawn => RequestStatus::Withdrawn,
         }
     }
 }

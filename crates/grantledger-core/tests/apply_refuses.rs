@@ -67,6 +67,14 @@ fn request_expired(request: &str, reason: RequestExpiryReason, expired_at: Times
     })
 }
 
+fn withdrawn(request: &str, by: &str, reason: &str) -> Event {
+    Event::RequestWithdrawn(grantledger_events::RequestWithdrawn {
+        request_id: rid(request),
+        withdrawn_by: pid(by),
+        reason: reason.into(),
+    })
+}
+
 fn grant_of(events: &[Event]) -> GrantIssued {
     events
         .iter()
@@ -729,6 +737,27 @@ fn rows() -> Vec<Row> {
             event: request_expired("r1", RequestExpiryReason::RiskSignal, t(1)),
             at: t(1),
             kind: K::RequestExpiryNotAllowed,
+        },
+        Row {
+            name: "a scheduled request withdrawn by someone other than its requester",
+            base: scheduled.clone(),
+            event: withdrawn("r1", "mallory", "not mine"),
+            at: t(1),
+            kind: K::WithdrawalNotAllowed,
+        },
+        Row {
+            name: "a pending request withdrawn without a reason",
+            base: pending.clone(),
+            event: withdrawn("r1", "alice", ""),
+            at: t(1),
+            kind: K::WithdrawalNotAllowed,
+        },
+        Row {
+            name: "a granted request withdrawn",
+            base: granted.clone(),
+            event: withdrawn("r1", "alice", "no longer needed"),
+            at: t(1),
+            kind: K::WithdrawalNotAllowed,
         },
         Row {
             name: "an event earlier than the one before",

@@ -129,12 +129,14 @@ fn the_workload_mix_is_realistic() {
     // workload never offboards anyone: an offboarding is for good, and its
     // population is fixed (the raw random commands below offboard). Nor
     // does it schedule starts, and the default catalog sets no request TTL,
-    // so no request lapses (the raw random commands below do both).
+    // so no request lapses, and its requesters never withdraw (the raw
+    // random commands below do all three).
     let outside = [
         EventKind::PolicyPublished,
         EventKind::IdentityRefused,
         EventKind::PrincipalOffboarded,
         EventKind::RequestExpired,
+        EventKind::RequestWithdrawn,
     ];
     for kind in EventKind::ALL.into_iter().filter(|kind| !outside.contains(kind)) {
         assert!(
@@ -415,6 +417,8 @@ fn scheduled_command(op: u8, a: u8, b: u8, c: u8, now: Timestamp) -> Command {
             _ => risk(requester),
         },
         _ if c % 16 == 0 => offboard(requester),
+        // The requester of `request`, or another principal.
+        _ if c % 4 == 1 => withdraw(&request, requester),
         _ => start(&request),
     }
 }
@@ -490,15 +494,23 @@ fn scheduled_command_streams_reach_every_path() {
                     }
                 }
                 Event::RequestExpired(expired) => *lapsed.entry(expired.reason.name()).or_default() += 1,
+                Event::RequestWithdrawn(_) => *lapsed.entry("withdrawn").or_default() += 1,
                 _ => {}
             }
         }
     }
     assert!(issued_at_start > 0, "no grant issued at its start: {rejections:?}");
-    for reason in ["request_ttl", "start_window_passed", "principal_offboarded", "risk_signal", "owner_offboarded"] {
+    for reason in ["request_ttl", "start_window_passed", "principal_offboarded", "risk_signal", "owner_offboarded", "withdrawn"] {
         assert!(lapsed.contains_key(reason), "no request lapsed with `{reason}`: {lapsed:?}");
     }
-    for code in ["start_not_due", "request_already_started", "request_not_scheduled", "request_not_yet_expired"] {
+    for code in [
+        "start_not_due",
+        "request_already_started",
+        "request_not_scheduled",
+        "request_not_yet_expired",
+        "request_not_open",
+        "withdrawal_not_by_requester",
+    ] {
         assert!(rejections.contains_key(code), "no `{code}` rejection in {rejections:?}");
     }
 }

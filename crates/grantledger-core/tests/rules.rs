@@ -2077,6 +2077,83 @@ fn a_risk_signal_closes_the_principals_open_requests_with_its_revocations() {
 }
 
 #[test]
+fn the_requester_or_its_owner_withdraws_an_open_request_and_nothing_is_granted_for_it() {
+    let starts_at = t(2 * HOUR);
+    let scenario = given_commands([
+        // Allowed, to start in two hours (the maintenance window).
+        (T0, submit(starting(read_req("r1", human("alice"), "db/prod/users"), starts_at))),
+        // Her agent's, scheduled too: she owns it.
+        (T0, submit(starting(read_req("r2", agent("alice-bot", "alice"), "db/prod/orders"), starts_at))),
+        // Waiting for a second DBA.
+        (T0, submit(write_req("r3", human("alice")))),
+        (t(1), approve("r3", "dana")),
+        // Live now.
+        (t(2), submit(read_req("r4", human("alice"), "db/prod/orders"))),
+    ]);
+    let now = t(MINUTE);
+    // Nobody else may withdraw it, not even an approver.
+    let scenario = scenario
+        .when(withdraw("r1", "bob"), now)
+        .then_rejects_naming("withdrawal_not_by_requester", &["bob", "r1", "alice"]);
+    let scenario = scenario
+        .when(withdraw("r3", "dana"), now)
+        .then_rejects_naming("withdrawal_not_by_requester", &["dana", "r3", "alice"]);
+    // A workload cannot withdraw its owner's request.
+    let scenario = scenario
+        .when(withdraw("r1", "alice-bot"), now)
+        .then_rejects_naming("withdrawal_not_by_requester", &["alice-bot", "r1"]);
+    // A reason is required.
+    let blank = Command::Withdraw {
+        request_id: rid("r1"),
+        by: pid("alice"),
+        reason: " ".into(),
+    };
+    let scenario = scenario.when(blank, now).then_rejects_naming("withdrawal_reason_required", &["r1"]);
+    let withdrawn = |request: &str, by: &str| {
+        Event::RequestWithdrawn(grantledger_events::RequestWithdrawn {
+            request_id: rid(request),
+            withdrawn_by: pid(by),
+            reason: "maintenance postponed".into(),
+        })
+    };
+    let scenario = scenario.when(withdraw("r1", "alice"), now).then_events(vec![withdrawn("r1", "alice")]);
+    let scenario = scenario.when(withdraw("r2", "alice"), now).then_events(vec![withdrawn("r2", "alice")]);
+    let scenario = scenario.when(withdraw("r3", "alice"), now).then_events(vec![withdrawn("r3", "alice")]);
+    let state = scenario.state();
+    for closed in ["r1", "r2", "r3"] {
+        assert_eq!(state.request_status(&rid(closed)), Some(RequestStatus::Withdrawn), "{closed}");
+        assert_eq!(state.scheduled_request(&rid(closed)), None, "{closed}");
+    }
+    assert_eq!(RequestStatus::Withdrawn.name(), "withdrawn");
+    assert!(state.pending_requests(10).is_empty());
+    assert!(state.due_starts(starts_at, 10).is_empty());
+    assert_eq!(state.counts().pending, 0);
+    assert_eq!(state.counts().scheduled, 0);
+    assert_eq!(state.counts().requests_withdrawn, 3);
+    assert_eq!(state.counts().requests_expired, 0);
+    // Closed: its start timer, a late approval and a second withdrawal are
+    // refused by name, and nothing is granted.
+    let scenario = scenario
+        .when(start("r1"), starts_at)
+        .then_rejects_naming("request_not_scheduled", &["r1", "withdrawn"]);
+    let scenario = scenario
+        .when(approve("r3", "dmitri"), t(2 * MINUTE))
+        .then_rejects_naming("request_not_pending", &["r3", "withdrawn"]);
+    let scenario = scenario
+        .when(withdraw("r1", "alice"), t(2 * MINUTE))
+        .then_rejects_naming("request_not_open", &["r1", "withdrawn"]);
+    assert!(!scenario.state().check(&pid("alice"), "read", &res("db/prod/users"), starts_at));
+    assert!(!scenario.state().check(&pid("alice"), "write", &res("db/prod/orders"), t(2 * MINUTE)));
+    assert_eq!(scenario.state().counts().grants_issued, 1, "only r4");
+    // A granted request is not withdrawn (its grant is revoked instead),
+    // nor is an unknown one.
+    let scenario = scenario
+        .when(withdraw("r4", "alice"), t(2 * MINUTE))
+        .then_rejects_naming("request_not_open", &["r4", "granted"]);
+    scenario.when(withdraw("r9", "alice"), t(2 * MINUTE)).then_rejects("request_unknown");
+}
+
+#[test]
 fn a_risk_signal_with_only_a_scheduled_request_closes_it_and_is_not_refused() {
     let starts_at = t(HOUR);
     let scenario = given_commands([(

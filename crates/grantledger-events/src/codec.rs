@@ -21,8 +21,9 @@ use crate::Envelope;
 ///   without a new version because no existing layout changed (bincode
 ///   writes an enum's variant index, and the earlier indices are
 ///   unchanged): the `RequestExpiryReason`s `risk_signal` (index 3) and
-///   `owner_offboarded` (index 4). A reader older than them refuses such a
-///   body as malformed rather than misreading it.
+///   `owner_offboarded` (index 4), and `RequestWithdrawn` (kind 16). A
+///   reader older than them refuses such a body as malformed rather than
+///   misreading it.
 pub const CODEC_VERSION: u8 = 3;
 
 /// The first codec version, still read.
@@ -458,6 +459,26 @@ mod tests {
             assert_eq!(reason.name(), name);
             assert_eq!(serde_json::to_value(reason).unwrap(), name);
         }
+    }
+
+    #[test]
+    fn request_withdrawn_is_appended_as_kind_16_with_the_next_variant_index() {
+        let withdrawn = Envelope {
+            event: Event::RequestWithdrawn(RequestWithdrawn {
+                request_id: RequestId::new("req-1").unwrap(),
+                withdrawn_by: PrincipalId::new("alice").unwrap(),
+                reason: "maintenance postponed".into(),
+            }),
+            ..sample()
+        };
+        let body = encode_body(&withdrawn);
+        assert_eq!(decode_body(CODEC_VERSION, &body).unwrap(), withdrawn);
+        let prefix = body.len() - encode_event_len(&withdrawn);
+        assert_eq!(body[prefix], 15, "the variant after `request_expired`");
+        assert_eq!(EventKind::RequestWithdrawn.code(), 16);
+        assert_eq!(EventKind::from_code(16), Some(EventKind::RequestWithdrawn));
+        // A codec-2 reader has no such variant and refuses the body.
+        assert!(decode_body(CODEC_VERSION_2, &body).is_err());
     }
 
     fn encode_event_len(envelope: &Envelope) -> usize {

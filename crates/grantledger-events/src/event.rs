@@ -46,6 +46,10 @@ pub enum Event {
     /// request TTL, or its scheduled start could no longer be honoured.
     /// Appended in codec 3 (kind 15).
     RequestExpired(RequestExpired),
+    /// A request waiting for approvers or for its scheduled start was
+    /// withdrawn by its requester (or the requester's owner) before it was
+    /// granted. Appended to codec 3 (kind 16).
+    RequestWithdrawn(RequestWithdrawn),
 }
 
 /// The stable identity of an event variant: a code for record headers and a
@@ -82,11 +86,13 @@ pub enum EventKind {
     IdentityRefused,
     /// [`Event::RequestExpired`]
     RequestExpired,
+    /// [`Event::RequestWithdrawn`]
+    RequestWithdrawn,
 }
 
 impl EventKind {
     /// Every kind, in code order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::CatalogPublished,
         EventKind::RequestSubmitted,
         EventKind::DecisionRecorded,
@@ -102,6 +108,7 @@ impl EventKind {
         EventKind::PrincipalOffboarded,
         EventKind::IdentityRefused,
         EventKind::RequestExpired,
+        EventKind::RequestWithdrawn,
     ];
 
     /// The code stored in the record header. Frozen: never renumber.
@@ -122,6 +129,7 @@ impl EventKind {
             EventKind::PrincipalOffboarded => 13,
             EventKind::IdentityRefused => 14,
             EventKind::RequestExpired => 15,
+            EventKind::RequestWithdrawn => 16,
         }
     }
 
@@ -148,6 +156,7 @@ impl EventKind {
             EventKind::PrincipalOffboarded => "principal_offboarded",
             EventKind::IdentityRefused => "identity_refused",
             EventKind::RequestExpired => "request_expired",
+            EventKind::RequestWithdrawn => "request_withdrawn",
         }
     }
 }
@@ -171,6 +180,7 @@ impl Event {
             Event::PrincipalOffboarded(_) => EventKind::PrincipalOffboarded,
             Event::IdentityRefused(_) => EventKind::IdentityRefused,
             Event::RequestExpired(_) => EventKind::RequestExpired,
+            Event::RequestWithdrawn(_) => EventKind::RequestWithdrawn,
         }
     }
 }
@@ -282,6 +292,7 @@ impl Envelope {
                 values.resource = Some(e.resource.as_str());
             }
             Event::RequestExpired(_) => {}
+            Event::RequestWithdrawn(e) => values.principals.push(e.withdrawn_by.as_str()),
         }
         values
     }
@@ -752,4 +763,19 @@ pub struct RequestExpired {
     /// start plus the decided TTL, (offboarded, or its owner offboarded) the
     /// scheduled start, or (risk signal) the signal's own ledger time.
     pub expired_at: Timestamp,
+}
+
+/// A request closed by the one who asked before anything was granted: it
+/// waited for approvers, or (allowed or approved) for its scheduled start.
+/// Only the requester, or the owner of a workload or agent that asked, may
+/// withdraw it; nothing is granted after it. Appended to codec 3 (kind 16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestWithdrawn {
+    /// The request.
+    pub request_id: RequestId,
+    /// Who withdrew it: the requester, or its owner.
+    pub withdrawn_by: PrincipalId,
+    /// Why (the maintenance was postponed, the task was cancelled).
+    pub reason: String,
 }

@@ -31,6 +31,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         one::<PrincipalOffboarded>("events/principal_offboarded.schema.json"),
         one::<IdentityRefused>("events/identity_refused.schema.json"),
         one::<RequestExpired>("events/request_expired.schema.json"),
+        one::<RequestWithdrawn>("events/request_withdrawn.schema.json"),
     ]
 }
 

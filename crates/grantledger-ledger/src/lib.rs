@@ -557,6 +557,7 @@ fn request_of_event(event: &Event) -> Option<RequestId> {
         Event::BreakGlassInvoked(e) => return Some(e.request_id.clone()),
         Event::IdentityRefused(e) => return Some(e.request_id.clone()),
         Event::RequestExpired(e) => return Some(e.request_id.clone()),
+        Event::RequestWithdrawn(e) => return Some(e.request_id.clone()),
         Event::PrincipalOffboarded(e) => return Some(offboarding_correlation(&e.principal)),
         Event::GrantExtended(e) => &e.grant_id,
         Event::GrantRevoked(e) => &e.grant_id,

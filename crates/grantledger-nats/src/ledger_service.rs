@@ -341,6 +341,20 @@ pub enum SignalInput {
         #[serde(default)]
         detail: String,
     },
+    /// The requester (or, for a workload or an agent, its owner) withdraws
+    /// a request still waiting for approvers or for its scheduled start:
+    /// it is closed (`request_withdrawn`) and nothing is granted for it.
+    /// Refused once it was granted, denied or closed (`request_not_open`),
+    /// by anyone else (`withdrawal_not_by_requester`), and with a blank
+    /// reason (`withdrawal_reason_required`).
+    Withdraw {
+        /// The request.
+        request_id: RequestId,
+        /// Who withdraws it: the requester, or the requester's owner.
+        by: PrincipalId,
+        /// Why (the maintenance was postponed, the task was cancelled).
+        reason: String,
+    },
 }
 
 /// The JSON Schema of [`SignalInput`], for producers in other languages.
@@ -1040,6 +1054,7 @@ fn parse(kind: InputKind, payload: &[u8]) -> Result<Command, (String, String)> {
             }
             SignalInput::Risk { principal, by, detail } => Command::RiskSignal { principal, by, detail },
             SignalInput::Offboarded { principal, by, detail } => Command::Offboard { principal, by, detail },
+            SignalInput::Withdraw { request_id, by, reason } => Command::Withdraw { request_id, by, reason },
         },
         InputKind::Revocation => match serde_json::from_slice(payload).map_err(named)? {
             RevocationInput::Confirmed { grant_id, worker } => Command::ConfirmRevocation { grant_id, worker },
@@ -1472,7 +1487,8 @@ fn decide_one(tenant: &str, batch: &mut grantledger_ledger::Batch<'_>, message: 
         Command::Approve { request_id, .. }
         | Command::Deny { request_id, .. }
         | Command::Start { request_id }
-        | Command::ExpireRequest { request_id } => Some(request_id.clone()),
+        | Command::ExpireRequest { request_id }
+        | Command::Withdraw { request_id, .. } => Some(request_id.clone()),
         _ => None,
     };
     let request_id = named.as_ref().map(|id| id.as_str().to_owned());

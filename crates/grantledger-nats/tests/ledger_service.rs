@@ -455,6 +455,59 @@ async fn a_scheduled_receipt_names_its_start_and_a_risk_signal_closes_it_before_
     running.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_signal_from_the_requester_closes_a_scheduled_request_and_nobody_else_may_send_one() {
+    let now = 1_900_000_000_000_i64;
+    let starts_at = now + 3_600_000;
+    let (clock, _time) = Clock::manual(grantledger_events::Timestamp(now));
+    let mut running = start_service_with(|config| config.clock = clock).await;
+    let scheduled_body = format!(
+        r#"{{"request_id":"s-1","tenant":"acme","principal":{{"id":"alice","kind":"human"}},"entitlement":"db-prod-read","resource":"db/prod/users","actions":["read"],"justification":"maintenance window","starts_at_ms":{starts_at}}}"#
+    );
+    let scheduled = running.send(requests_subject("acme").unwrap(), scheduled_body).await;
+    assert_eq!((scheduled.sequences.as_slice(), scheduled.starts_at_ms), (&[2, 3][..], Some(starts_at)));
+    let signals = signals_subject("acme").unwrap();
+    let withdraw = |by: &str| format!(r#"{{"type":"withdraw","request_id":"s-1","by":"{by}","reason":"maintenance postponed"}}"#);
+
+    // Bob may not: refused by name, nothing recorded.
+    let refused = running.send(signals.clone(), withdraw("bob")).await;
+    assert_eq!((refused.status.as_str(), refused.reason.as_deref()), ("rejected", Some("withdrawal_not_by_requester")));
+    assert_eq!(refused.request_id.as_deref(), Some("s-1"));
+    let detail = refused.detail.clone().unwrap_or_default();
+    assert!(detail.contains("`bob`") && detail.contains("`alice`"), "{detail}");
+    let notice: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(notice.reason, "withdrawal_not_by_requester");
+    // A withdrawal without a reason is not a withdrawal: refused as a wrong shape.
+    let bare = running.send(signals.clone(), r#"{"type":"withdraw","request_id":"s-1","by":"alice"}"#.to_owned()).await;
+    assert_eq!(bare.reason.as_deref(), Some("wrong_type"), "{bare:?}");
+    assert!(bare.detail.as_deref().unwrap_or_default().contains("reason"), "{bare:?}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+
+    // Alice withdraws it: one event, named in her receipt.
+    let receipt = running.send(signals.clone(), withdraw("alice")).await;
+    assert_eq!((receipt.status.as_str(), receipt.sequences.as_slice()), ("committed", &[4][..]), "{receipt:?}");
+    assert_eq!((receipt.request_id.as_deref(), receipt.starts_at_ms), (Some("s-1"), None));
+    let (subject, withdrawn) = running.event(4).await;
+    assert_eq!(subject, "ledger.events.acme.request_withdrawn");
+    assert_eq!(
+        withdrawn["envelope"]["event"]["request_withdrawn"],
+        serde_json::json!({"request_id": "s-1", "withdrawn_by": "alice", "reason": "maintenance postponed"})
+    );
+    // Its start timer is refused, naming where it is, and a second
+    // withdrawal too.
+    let timer = running
+        .send(timers_subject("acme").unwrap(), r#"{"request_id":"s-1","kind":"start"}"#.to_owned())
+        .await;
+    assert_eq!(timer.reason.as_deref(), Some("request_not_scheduled"), "{timer:?}");
+    assert!(timer.detail.as_deref().unwrap_or_default().contains("`withdrawn`"), "{timer:?}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+    let again = running.send(signals, withdraw("alice")).await;
+    assert_eq!(again.reason.as_deref(), Some("request_not_open"), "{again:?}");
+    let _: RejectionNotice = next_json(&mut running.rejections).await;
+    assert_eq!(running.events_held().await, 4);
+    running.stop().await;
+}
+
 /// Fails unless `schemas/<file>` holds `schema` (rewrites it with
 /// `UPDATE_SCHEMAS=1`); returns the schema as JSON.
 fn stored_schema_is_current(file: &str, schema: schemars::Schema) -> serde_json::Value {
@@ -477,7 +530,7 @@ fn signal_schema_is_current() {
     let generated = stored_schema_is_current(SIGNAL_SCHEMA_FILE, signal_schema());
     // Every signal type is in it, and none takes unknown fields.
     let text = generated.to_string();
-    for kind in ["task_complete", "risk", "offboarded"] {
+    for kind in ["task_complete", "risk", "offboarded", "withdraw"] {
         assert!(text.contains(&format!("\"{kind}\"")), "no `{kind}` in {text}");
     }
     assert!(!text.contains("\"additionalProperties\":true"), "{text}");

@@ -26,7 +26,8 @@
 //! A request with a scheduled start shows as `scheduled_request` (the
 //! request and its `starts_at`); its issuance, by the start timer, at or
 //! after it. A request that lapsed without a grant ends its chain with
-//! `request_expiry` (why, and the deadline that passed).
+//! `request_expiry` (why, and the deadline that passed); one its requester
+//! withdrew, with `withdrawal` (who, and why).
 //!
 //! Self-approval attempts are not findings: the ledger refuses them, so
 //! they never reach the log. An identity refusal (`IdentityRefused`) is in
@@ -263,6 +264,14 @@ pub enum Evidence {
         reason: RequestExpiryReason,
         /// The deadline that passed.
         expired_at: Timestamp,
+    },
+    /// The request was withdrawn by its requester (or the requester's
+    /// owner) before a grant.
+    Withdrawal {
+        /// Who withdrew it.
+        withdrawn_by: PrincipalId,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -597,6 +606,16 @@ impl Projection for AuditEvidence {
                     Evidence::RequestExpiry {
                         reason: e.reason,
                         expired_at: e.expired_at,
+                    },
+                )
+            }
+            Event::RequestWithdrawn(e) => {
+                txn.delete(key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]));
+                (
+                    e.request_id.clone(),
+                    Evidence::Withdrawal {
+                        withdrawn_by: e.withdrawn_by.clone(),
+                        reason: e.reason.clone(),
                     },
                 )
             }

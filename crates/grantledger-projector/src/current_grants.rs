@@ -250,15 +250,17 @@ impl Projection for CurrentGrants {
                     }
                 }
             }
-            Event::RequestExpired(e) => {
-                let open_key = key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]);
+            // Closed without a grant: lapsed, or withdrawn by its requester.
+            Event::RequestExpired(grantledger_events::RequestExpired { request_id, .. })
+            | Event::RequestWithdrawn(grantledger_events::RequestWithdrawn { request_id, .. }) => {
+                let open_key = key(TABLE_OPEN_REQUEST, &[request_id.as_str().as_bytes()]);
                 if let Some(open) = txn.get_value::<OpenRequest>(&open_key)? {
                     if let Some(sequence) = open.pending_sequence {
                         txn.delete(pending_key(sequence));
                     }
                     txn.delete(open_key);
                 }
-                unschedule(txn, &e.request_id)?;
+                unschedule(txn, request_id)?;
             }
             Event::GrantIssued(e) => {
                 let open_key = key(TABLE_OPEN_REQUEST, &[e.request_id.as_str().as_bytes()]);

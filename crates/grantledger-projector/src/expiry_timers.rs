@@ -392,6 +392,7 @@ impl Projection for ExpiryTimers {
                 }
             }
             Event::RequestExpired(e) => close_request(txn, &e.request_id)?,
+            Event::RequestWithdrawn(e) => close_request(txn, &e.request_id)?,
             Event::GrantIssued(e) => {
                 close_request(txn, &e.request_id)?;
                 let grant = TimerGrant {

@@ -1555,3 +1555,76 @@ fn a_risk_signal_closes_open_requests_and_every_projection_drops_their_timers() 
     assert_eq!(current.digest().unwrap(), clean_digest::<CurrentGrants>(&all_events));
     assert_eq!(audit.digest().unwrap(), clean_digest::<AuditEvidence>(&all_events));
 }
+
+#[test]
+fn a_withdrawn_request_leaves_every_projection_and_its_evidence_says_who_and_why() {
+    use grantledger_core::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ledger, mut events) = scheduling_ledger(dir.path());
+    events.extend(run_batch(
+        &mut ledger,
+        START,
+        vec![
+            // Allowed, to start in two hours; approved, to start in three.
+            schedule_request("s1", "db-read", Some(START.plus_ms(2 * HOUR))),
+            schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
+            approve("w1", "dana"),
+            approve("w1", "dmitri"),
+            // Waiting for its second approver, with a request TTL.
+            schedule_request("p1", "db-write", None),
+            approve("p1", "dana"),
+        ],
+    ));
+    let store = tempfile::tempdir().unwrap();
+    let mut timers = Projector::<ExpiryTimers>::open(&store.path().join("timers")).unwrap();
+    let mut current = Projector::<CurrentGrants>::open(&store.path().join("current")).unwrap();
+    let mut audit = Projector::<AuditEvidence>::open(&store.path().join("audit")).unwrap();
+    timers.apply(&events).unwrap();
+    current.apply(&events).unwrap();
+    audit.apply(&events).unwrap();
+
+    // Alice withdraws the allowed one and the pending one; w1 stays.
+    let withdraw = |request: &str| Command::Withdraw {
+        request_id: RequestId::new(request).unwrap(),
+        by: PrincipalId::new("alice").unwrap(),
+        reason: "maintenance postponed".into(),
+    };
+    let withdrawals = run_batch(&mut ledger, START.plus_ms(HOUR), vec![withdraw("s1"), withdraw("p1")]);
+    let closed: Vec<String> = withdrawals
+        .iter()
+        .map(|committed| match &committed.envelope.event {
+            Event::RequestWithdrawn(e) => e.request_id.to_string(),
+            other => panic!("only the withdrawals: {other:?}"),
+        })
+        .collect();
+    assert_eq!(closed, ["s1", "p1"]);
+    timers.apply(&withdrawals).unwrap();
+    current.apply(&withdrawals).unwrap();
+    audit.apply(&withdrawals).unwrap();
+
+    let scheduled: Vec<String> =
+        current.scheduled(100).unwrap().into_iter().map(|item| item.request_id.to_string()).collect();
+    assert_eq!(scheduled, ["w1"]);
+    assert!(current.pending(100).unwrap().is_empty());
+    // Only w1's start is handed out; p1's request TTL timer is gone.
+    let due = timer_names(&timers.due(START.plus_ms(25 * HOUR), 100).unwrap());
+    assert_eq!(due, ["start w1"].into_iter().map(String::from).collect());
+    let alice = PrincipalId::new("alice").unwrap();
+    let orders = ResourceId::new("db/prod/orders").unwrap();
+    assert!(!current.check(&alice, "read", &orders, START.plus_ms(2 * HOUR)).unwrap());
+    for id in ["s1", "p1"] {
+        let (chain, _) = audit.evidence(&RequestId::new(id).unwrap()).unwrap();
+        assert!(
+            matches!(
+                &chain.last().unwrap().evidence,
+                Evidence::Withdrawal { withdrawn_by, reason }
+                    if *withdrawn_by == alice && reason == "maintenance postponed"
+            ),
+            "{id}: {chain:?}"
+        );
+    }
+    let all_events: Vec<Committed> = events.iter().chain(&withdrawals).cloned().collect();
+    assert_eq!(timers.digest().unwrap(), clean_digest::<ExpiryTimers>(&all_events));
+    assert_eq!(current.digest().unwrap(), clean_digest::<CurrentGrants>(&all_events));
+    assert_eq!(audit.digest().unwrap(), clean_digest::<AuditEvidence>(&all_events));
+}

@@ -244,6 +244,14 @@ pub fn start(request: &str) -> Command {
     }
 }
 
+pub fn withdraw(request: &str, by: &str) -> Command {
+    Command::Withdraw {
+        request_id: rid(request),
+        by: pid(by),
+        reason: "maintenance postponed".into(),
+    }
+}
+
 pub fn expire_request(request: &str) -> Command {
     Command::ExpireRequest {
         request_id: rid(request),
@@ -897,6 +905,27 @@ impl Auditor {
                     .get_mut(e.request_id.as_str())
                     .expect("expiry of a recorded request");
                 assert!(!request.refused, "expiry of a refused request");
+                request.refused = true;
+            }
+            Event::RequestWithdrawn(e) => {
+                assert!(
+                    !self.grants.contains_key(GrantId::for_request(&e.request_id).as_str()),
+                    "rule broken: request `{}` withdrawn after its grant",
+                    e.request_id
+                );
+                assert!(!e.reason.trim().is_empty(), "rule broken: a withdrawal without a reason");
+                let request = self
+                    .requests
+                    .get_mut(e.request_id.as_str())
+                    .expect("withdrawal of a recorded request");
+                assert!(!request.refused, "withdrawal of a closed or refused request");
+                assert!(
+                    request.principal.id == e.withdrawn_by
+                        || request.principal.owner.as_ref() == Some(&e.withdrawn_by),
+                    "rule broken: `{}` withdrew `{}`'s request",
+                    e.withdrawn_by,
+                    request.principal.id
+                );
                 request.refused = true;
             }
             // The workload never publishes a policy set, and the core alone
