@@ -11,11 +11,18 @@
 //!    1000,5000 requests/s, for `GRANTLEDGER_BENCH_SECONDS` each, default 10):
 //!    the i-th request is due at `start + i / rate` whatever happened to the
 //!    ones before, and its latency is measured from that due time, so a stall
-//!    is charged to every request it delays (no coordinated omission).
+//!    is charged to every request it delays (no coordinated omission). The
+//!    schedule is kept by a thread sleeping on the OS timer (tokio's timer
+//!    wheel rounds each sleep up to the next millisecond, which sent the
+//!    requests in bursts and charged up to a millisecond of the generator's
+//!    own lateness to the system), and each answer's time is taken by a task
+//!    waiting for it, as it arrives.
 //!    - service: publish to `grants.requests.<tenant>` with a receipt header,
 //!      until the receipt arrives (durable in the log, on LEDGER_EVENTS);
 //!    - peer: a raw JetStream publish of the same body to a plain file
-//!      stream, until its PubAck arrives.
+//!      stream, until its PubAck arrives. JetStream does not fsync before
+//!      its PubAck (`sync_interval`); the service fsyncs every batch, and
+//!      the slowest synced write of each phase is printed beside it.
 //!    Percentiles come from `hdrhistogram` (microseconds).
 //!
 //! `cargo bench --workspace --bench ledger_service`
@@ -31,7 +38,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use grantledger_nats::ledger_service::{self, REPLY_TO_HEADER, ServiceConfig};
 use grantledger_testkit::NatsServer;
 use hdrhistogram::Histogram;
@@ -127,6 +133,8 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
         // and in the service's tail alike.
         counters.commit_latency_us_max.store(0, std::sync::atomic::Ordering::Relaxed);
         counters.commit_latency.reset();
+        counters.write_latency_us_max.store(0, std::sync::atomic::Ordering::Relaxed);
+        counters.write_latency.reset();
         let service = open_loop_service(&client, &js, rate, seconds).await;
         print_row("service publish -> receipt", rate, &service);
         println!(
@@ -135,15 +143,22 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
             rate,
             counters.commit_latency_us_max.load(std::sync::atomic::Ordering::Relaxed)
         );
-        print_commit_buckets(&counters.commit_latency);
+        println!(
+            "{:<34} {:>8} {:>44}",
+            "  slowest synced write alone",
+            rate,
+            counters.write_latency_us_max.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        print_commit_buckets("decide+commit", &counters.commit_latency);
+        print_commit_buckets("synced write alone", &counters.write_latency);
     }
     stop_tx.send(()).unwrap();
     service.await.unwrap().unwrap();
 }
 
-/// Batches by decide+commit latency bucket (power-of-two bounds): how often
-/// the synced commit itself stalls, beside the receipts' tail.
-fn print_commit_buckets(buckets: &ledger_service::LatencyBuckets) {
+/// Batches by latency bucket (power-of-two bounds): how often deciding and
+/// committing, or the synced write alone, stalls, beside the receipts' tail.
+fn print_commit_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
     let counts = buckets.counts();
     let line: Vec<String> = (0..counts.len())
         .map(|index| {
@@ -152,7 +167,7 @@ fn print_commit_buckets(buckets: &ledger_service::LatencyBuckets) {
             format!("{name}:{}", counts[index])
         })
         .collect();
-    println!("  batches by decide+commit latency: {}", line.join(" "));
+    println!("  batches by {what} latency: {}", line.join(" "));
 }
 
 fn print_row(name: &str, rate: u64, h: &Histogram<u64>) {
@@ -185,34 +200,49 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
 }
 
-/// Sleeps until `due` (no-op when late: the lateness is charged as latency).
-async fn until(due: Instant) {
-    let now = Instant::now();
-    if due > now {
-        tokio::time::sleep(due - now).await;
-    }
-}
-
-async fn open_loop_peer(js: &jetstream::Context, rate: u64, seconds: u64) -> Histogram<u64> {
+/// The schedule of an open-loop phase: the i-th request is due at
+/// `start + i / rate`. A thread sleeps until each due time on the OS timer
+/// (tens of microseconds late at most; tokio's timer wheel would round every
+/// sleep up to the next millisecond and charge that to the system) and
+/// hands the index and due time to the sending task. Latency is measured
+/// from the due time, so a late sender is charged too.
+fn pace(rate: u64, seconds: u64) -> tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)> {
+    let (schedule, due_times) = tokio::sync::mpsc::unbounded_channel();
     let total = rate * seconds;
     let start = Instant::now() + Duration::from_millis(50);
-    let mut acks = FuturesUnordered::new();
-    let mut h = histogram();
-    for i in 0..total {
-        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        until(due).await;
-        let ack = js.publish(format!("peer.{rate}"), request(&format!("peer-{rate}-{i}")).into()).await.unwrap();
-        acks.push(async move {
-            ack.await.unwrap();
-            due
-        });
-        // Collect what has completed without blocking the schedule.
-        while let Some(Some(due)) = futures::FutureExt::now_or_never(acks.next()) {
-            h.record(due.elapsed().as_micros() as u64).unwrap();
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if schedule.send((i, due)).is_err() {
+                return;
+            }
         }
+    });
+    due_times
+}
+
+/// Raw JetStream publishes on the schedule; each PubAck is awaited by its
+/// own task, so its latency is taken when it arrives, not when the sender
+/// next looks.
+async fn open_loop_peer(js: &jetstream::Context, rate: u64, seconds: u64) -> Histogram<u64> {
+    let (done, mut latencies) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut schedule = pace(rate, seconds);
+    while let Some((i, due)) = schedule.recv().await {
+        let ack = js.publish(format!("peer.{rate}"), request(&format!("peer-{rate}-{i}")).into()).await.unwrap();
+        let done = done.clone();
+        tokio::spawn(async move {
+            ack.await.unwrap();
+            let _ = done.send(due.elapsed().as_micros() as u64);
+        });
     }
-    while let Some(due) = acks.next().await {
-        h.record(due.elapsed().as_micros() as u64).unwrap();
+    drop(done);
+    let mut h = histogram();
+    while let Some(latency) = latencies.recv().await {
+        h.record(latency).unwrap();
     }
     h
 }
@@ -243,23 +273,18 @@ async fn open_loop_service(client: &async_nats::Client, js: &jetstream::Context,
             h
         })
     };
-    let start = Instant::now() + Duration::from_millis(50);
-    let mut acks = FuturesUnordered::new();
-    for i in 0..total {
-        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        until(due).await;
+    let mut schedule = pace(rate, seconds);
+    let mut acks = Vec::new();
+    while let Some((i, due)) = schedule.recv().await {
         let id = format!("open-{rate}-{i}");
         due_times.lock().await.insert(id.clone(), due);
         let mut headers = HeaderMap::new();
         headers.insert(REPLY_TO_HEADER, inbox.as_str());
         let ack = js.publish_with_headers("grants.requests.bench", headers, request(&id).into()).await.unwrap();
-        acks.push(async move { ack.await });
-        while let Some(Some(ack)) = futures::FutureExt::now_or_never(acks.next()) {
-            ack.unwrap();
-        }
+        acks.push(tokio::spawn(async move { ack.await.unwrap() }));
     }
-    while let Some(ack) = acks.next().await {
-        ack.unwrap();
+    for ack in acks {
+        ack.await.unwrap();
     }
     collector.await.unwrap()
 }
