@@ -237,16 +237,6 @@ pub fn rocksdb_options() -> Options {
     // synced commit's WAL fsync then never waits behind a burst of
     // writeback (the ledger's tail latency on a slow disk).
     options.set_bytes_per_sync(1 << 20);
-    // Write-ahead log files are reused rather than deleted and created anew:
-    // a synced commit then overwrites blocks the file already has, so its
-    // fdatasync changes no metadata and never waits for a journal commit
-    // (which on ext4 also carries the discards of deleted files and the
-    // allocation of the next preallocated WAL). Measured on the ledger
-    // service benchmark at 5,000 requests/s: without it, 2 of 10 runs had a
-    // synced write of 64 ms and 813 ms; with it, none of 10 passed 11 ms.
-    // RocksDB keeps this compatible with the point-in-time recovery the log
-    // opens with (each record names the file number it was written for).
-    options.set_recycle_log_file_num(4);
     options
 }
 
