@@ -1461,32 +1461,46 @@ fn due_hands_out_scheduled_starts_and_request_expiries_as_the_core_sees_them() {
     }
 }
 
-#[test]
-fn a_risk_signal_closes_open_requests_and_every_projection_drops_their_timers() {
-    use grantledger_core::Command;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut ledger, mut events) = scheduling_ledger(dir.path());
+/// A ledger holding alice's open requests, and the three projections fed
+/// its events: `s1` allowed to start in two hours, `w1` approved to start
+/// in three, `p1` waiting for its second approver (with a request TTL).
+struct OpenRequests {
+    ledger: grantledger_ledger::Ledger,
+    events: Vec<Committed>,
+    timers: Projector<ExpiryTimers>,
+    current: Projector<CurrentGrants>,
+    audit: Projector<AuditEvidence>,
+}
+
+fn open_requests(dir: &std::path::Path, store: &std::path::Path) -> OpenRequests {
+    let (mut ledger, mut events) = scheduling_ledger(dir);
     events.extend(run_batch(
         &mut ledger,
         START,
         vec![
-            // Allowed, to start in two hours; approved, to start in three.
             schedule_request("s1", "db-read", Some(START.plus_ms(2 * HOUR))),
             schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
             approve("w1", "dana"),
             approve("w1", "dmitri"),
-            // Waiting for its second approver, with a request TTL.
             schedule_request("p1", "db-write", None),
             approve("p1", "dana"),
         ],
     ));
-    let store = tempfile::tempdir().unwrap();
-    let mut timers = Projector::<ExpiryTimers>::open(&store.path().join("timers")).unwrap();
-    let mut current = Projector::<CurrentGrants>::open(&store.path().join("current")).unwrap();
-    let mut audit = Projector::<AuditEvidence>::open(&store.path().join("audit")).unwrap();
+    let mut timers = Projector::<ExpiryTimers>::open(&store.join("timers")).unwrap();
+    let mut current = Projector::<CurrentGrants>::open(&store.join("current")).unwrap();
+    let mut audit = Projector::<AuditEvidence>::open(&store.join("audit")).unwrap();
     timers.apply(&events).unwrap();
     current.apply(&events).unwrap();
     audit.apply(&events).unwrap();
+    OpenRequests { ledger, events, timers, current, audit }
+}
+
+#[test]
+fn a_risk_signal_closes_open_requests_and_every_projection_drops_their_timers() {
+    use grantledger_core::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let OpenRequests { mut ledger, events, mut timers, mut current, mut audit } = open_requests(dir.path(), store.path());
     let listed = |current: &Projector<CurrentGrants>| -> Vec<String> {
         current.scheduled(100).unwrap().into_iter().map(|item| item.request_id.to_string()).collect()
     };
@@ -1560,28 +1574,8 @@ fn a_risk_signal_closes_open_requests_and_every_projection_drops_their_timers() 
 fn a_withdrawn_request_leaves_every_projection_and_its_evidence_says_who_and_why() {
     use grantledger_core::Command;
     let dir = tempfile::tempdir().unwrap();
-    let (mut ledger, mut events) = scheduling_ledger(dir.path());
-    events.extend(run_batch(
-        &mut ledger,
-        START,
-        vec![
-            // Allowed, to start in two hours; approved, to start in three.
-            schedule_request("s1", "db-read", Some(START.plus_ms(2 * HOUR))),
-            schedule_request("w1", "db-write", Some(START.plus_ms(3 * HOUR))),
-            approve("w1", "dana"),
-            approve("w1", "dmitri"),
-            // Waiting for its second approver, with a request TTL.
-            schedule_request("p1", "db-write", None),
-            approve("p1", "dana"),
-        ],
-    ));
     let store = tempfile::tempdir().unwrap();
-    let mut timers = Projector::<ExpiryTimers>::open(&store.path().join("timers")).unwrap();
-    let mut current = Projector::<CurrentGrants>::open(&store.path().join("current")).unwrap();
-    let mut audit = Projector::<AuditEvidence>::open(&store.path().join("audit")).unwrap();
-    timers.apply(&events).unwrap();
-    current.apply(&events).unwrap();
-    audit.apply(&events).unwrap();
+    let OpenRequests { mut ledger, events, mut timers, mut current, mut audit } = open_requests(dir.path(), store.path());
 
     // Alice withdraws the allowed one and the pending one; w1 stays.
     let withdraw = |request: &str| Command::Withdraw {
