@@ -1026,10 +1026,11 @@ impl State {
     /// for its scheduled start.
     pub(crate) fn check_open(&self, request_id: &RequestId) -> Result<Slot, Rejection> {
         let slot = self.known_slot(request_id)?;
-        match &self.request_at(slot).stage {
-            Stage::Pending { .. } => Ok(slot),
-            _ => self.check_scheduled(request_id).map(|(slot, _)| slot),
+        if self.request_at(slot).stage.is_open() {
+            return Ok(slot);
         }
+        // Not open: the scheduled check's refusal names where it is instead.
+        self.check_scheduled(request_id).map(|(slot, _)| slot)
     }
 
     /// A request `by` may withdraw with `reason`: one waiting for approvers
@@ -1043,12 +1044,7 @@ impl State {
     ) -> Result<Slot, Rejection> {
         let slot = self.known_slot(request_id)?;
         let request = self.request_at(slot);
-        let open = match &request.stage {
-            Stage::Pending { .. } => true,
-            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. } => terms.start.is_some(),
-            _ => false,
-        };
-        if !open {
+        if !request.stage.is_open() {
             return Err(Rejection::RequestNotOpen {
                 request_id: request_id.clone(),
                 status: request.stage.status(),

@@ -854,6 +854,17 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
+    /// Decided and not yet granted nor closed: waiting for approvers, or
+    /// allowed or approved and waiting for its scheduled start. A risk
+    /// signal closes such a request, and its requester may withdraw it.
+    pub(crate) fn is_open(&self) -> bool {
+        match self {
+            Stage::Pending { .. } => true,
+            Stage::Allowed { terms, .. } | Stage::Approved { terms, .. } => terms.start.is_some(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn status(&self) -> RequestStatus {
         match self {
             Stage::Submitted(_) => RequestStatus::Submitted,
