@@ -181,6 +181,16 @@ pub struct Counters {
     pub write_latency: LatencyBuckets,
     /// Largest synced log write, microseconds.
     pub write_latency_us_max: AtomicU64,
+    /// Per input, from JetStream storing it on GRANT_INPUT (the server's
+    /// clock) to its batch starting to be decided: the pull's delivery and
+    /// the wait behind the batch being committed before it.
+    pub input_wait: LatencyBuckets,
+    /// Per batch, from its commit to JetStream acknowledging its last
+    /// record on LEDGER_EVENTS (and every record before it).
+    pub publish_latency: LatencyBuckets,
+    /// Per input, from JetStream storing it to its receipt and ack being
+    /// sent: the service's whole share of a producer's wait for a receipt.
+    pub input_latency: LatencyBuckets,
     /// Events republished at start-up.
     pub republished: AtomicU64,
 }
@@ -796,6 +806,7 @@ pub async fn run(
         js: js.clone(),
         client: client.clone(),
         rejections: rejections.clone(),
+        counters: config.counters.clone(),
     };
     let mut publisher = AbortOnDrop(tokio::spawn(publisher.run(queue, published_through)));
     let decided = decide_loop(&config, &client, &consumer, &mut ledger, backfill, outgoing, &mut stop).await;
@@ -1099,6 +1110,9 @@ fn decide_timers(batch: &mut grantledger_ledger::Batch<'_>, commands: Vec<Comman
     }
 }
 
+/// A synced log write this slow, in microseconds, is logged as a warning.
+const SLOW_WRITE_US: u64 = 100_000;
+
 /// One committed batch, on its way to the publisher.
 struct Decided {
     /// The records the batch committed, in log order (none when every
@@ -1111,6 +1125,8 @@ struct Decided {
     through: u64,
     /// What each input gets, in input order.
     answers: Vec<Answer>,
+    /// When the batch was committed (for [`Counters::publish_latency`]).
+    committed_at: Instant,
 }
 
 /// What one input gets once its batch is durable and published.
@@ -1153,13 +1169,27 @@ impl Outgoing {
 fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetstream::Message>) -> Result<Decided, ServiceError> {
     let counters = &config.counters;
     let started = Instant::now();
+    let now = async_nats::datetime::now();
+    for message in &messages {
+        counters.input_wait.record(stored_age_us(message, now));
+    }
     let mut batch = ledger.begin(config.clock.now())?;
     let fates: Vec<Fate> = messages.iter().map(|message| decide_one(&config.tenant, &mut batch, message)).collect();
     let staged = batch.len();
     let writing = Instant::now();
     let (commit, records) = batch.commit_records()?;
     let write_latency = writing.elapsed().as_micros() as u64;
-    let latency = started.elapsed().as_micros() as u64;
+    if write_latency >= SLOW_WRITE_US {
+        // Every answer behind this batch waited for it.
+        tracing::warn!(
+            write_ms = write_latency / 1000,
+            inputs = messages.len(),
+            records = commit.records,
+            "a synced log write was slow; the disk stalled (see the README on the log's disk)"
+        );
+    }
+    let committed_at = Instant::now();
+    let latency = committed_at.duration_since(started).as_micros() as u64;
     counters.write_latency.record(write_latency);
     counters.write_latency_us_max.fetch_max(write_latency, Ordering::Relaxed);
     counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -1268,7 +1298,13 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
         answers.push(Answer { message, receipt, notice, terminate });
     }
     let records = records.iter().map(|record| prepare(&config.tenant, record)).collect::<Result<_, _>>()?;
-    Ok(Decided { records, through: ledger.log().head().sequence, answers })
+    Ok(Decided { records, through: ledger.log().head().sequence, answers, committed_at })
+}
+
+/// Microseconds since JetStream stored `message` (by the server's clock; a
+/// server whose clock is ahead of ours reads as zero).
+fn stored_age_us(message: &jetstream::Message, now: async_nats::datetime::DateTime) -> u64 {
+    message.info().map_or(0, |info| (now - info.published).whole_microseconds().clamp(0, u64::MAX as i128) as u64)
 }
 
 /// A record ready for `LEDGER_EVENTS`, kept until JetStream acknowledges it
@@ -1308,6 +1344,7 @@ struct Publisher {
     js: jetstream::Context,
     client: async_nats::Client,
     rejections: String,
+    counters: Arc<Counters>,
 }
 
 impl Publisher {
@@ -1407,6 +1444,7 @@ impl Publisher {
     async fn answer(&self, item: Outgoing) {
         match item {
             Outgoing::Batch(decided) => {
+                self.counters.publish_latency.record(decided.committed_at.elapsed().as_micros() as u64);
                 for Answer { message, receipt, notice, terminate } in decided.answers {
                     let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
                     // Notices, receipts and acks are at least once: if one is
@@ -1432,6 +1470,7 @@ impl Publisher {
                         // The input is durable in the log: a redelivery gets the original outcome.
                         tracing::warn!(%error, stream_sequence, "ack failed");
                     }
+                    self.counters.input_latency.record(stored_age_us(&message, async_nats::datetime::now()));
                 }
             }
             Outgoing::Checkpoint(checkpoint) => {

@@ -147,6 +147,13 @@ async fn request_receipt_duplicate_and_poison() {
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(counters.received.load(Relaxed), 6);
     assert_eq!(counters.rejected.load(Relaxed), 4);
+    // Every input's wait and whole time in the service, and every batch's
+    // publication, were counted once.
+    let total = |buckets: &grantledger_nats::ledger_service::LatencyBuckets| buckets.counts().iter().sum::<u64>();
+    assert_eq!(total(&counters.input_wait), 6);
+    assert_eq!(total(&counters.input_latency), 6);
+    assert_eq!(total(&counters.publish_latency), counters.batches.load(Relaxed));
+    assert_eq!(total(&counters.commit_latency), counters.batches.load(Relaxed));
 }
 
 /// Backfill answers are bounded, ordered, and refuse bad requests by name.
