@@ -23,7 +23,18 @@
 //!      stream, until its PubAck arrives. JetStream does not fsync before
 //!      its PubAck (`sync_interval`); the service fsyncs every batch, and
 //!      the slowest synced write of each phase is printed beside it.
-//!    Percentiles come from `hdrhistogram` (microseconds).
+//!    Percentiles come from `hdrhistogram` (microseconds). Beside them:
+//!    the service's own counters (the synced write, the wait before a
+//!    batch, the publication, each input's time from JetStream storing it
+//!    to its receipt), and a thread's 1 ms sleeps, whose overruns show a
+//!    pause of the whole machine.
+//!
+//! The service runs on its own runtime, as `grantledger ledger` does in its
+//! own process. `GRANTLEDGER_BENCH_LEDGER_DIR` puts the log on another
+//! filesystem than nats-server's store (`TMPDIR`), as in a deployment where
+//! NATS runs on its own machines. Before starting it writes back the
+//! machine's dirty pages (`sync`), which would otherwise be written back in
+//! a burst during a phase.
 //!
 //! `cargo bench --workspace --bench ledger_service`
 
@@ -59,11 +70,17 @@ fn main() {
         .split(',')
         .map(|r| r.trim().parse().expect("GRANTLEDGER_BENCH_RATES: comma-separated requests/s"))
         .collect();
+    // The service runs on a runtime of its own, as `grantledger ledger` does
+    // in its own process: on one shared runtime, the load generator's tasks
+    // (sending, timing every answer) and the service's queue behind each
+    // other, and the generator's lateness is charged to the service.
+    let service_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("ledger").enable_all().build().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(run(requests, seconds, rates));
+    runtime.block_on(run(service_runtime.handle(), requests, seconds, rates));
 }
 
-async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
+async fn run(service_runtime: &tokio::runtime::Handle, requests: usize, seconds: u64, rates: Vec<u64>) {
     let server = NatsServer::start();
     let client = async_nats::ConnectOptions::new().connect(server.url()).await.unwrap();
     let js = jetstream::new(client.clone());
@@ -77,19 +94,28 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
     .await
     .unwrap();
 
+    write_back_dirty_pages();
     // 1. Saturation.
     let bodies: Vec<String> = (0..requests).map(|i| request(&format!("sat-{i}"))).collect();
     let started = Instant::now();
     publish_all(&js, "grants.requests.bench", &bodies).await;
     let raw = started.elapsed();
 
-    let dir = tempfile::tempdir().unwrap();
+    // The log's directory: `GRANTLEDGER_BENCH_LEDGER_DIR`, else beside
+    // nats-server's store in the temporary directory. On one disk, the
+    // kernel's writeback of nats-server's store stalls the log's synced
+    // writes (README, "The log's disk").
+    let dir = match std::env::var_os("GRANTLEDGER_BENCH_LEDGER_DIR") {
+        Some(parent) => tempfile::tempdir_in(parent).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    println!("log in {}, nats-server's store in {}", dir.path().display(), server.store_dir().display());
     let mut config = ServiceConfig::new(dir.path().join("ledger"), server.url(), TENANT.into());
     config.catalog = Some(grantledger_core::DEFAULT_CATALOG.to_owned());
     let counters = config.counters.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let service = tokio::spawn(ledger_service::run(config, async {
+    let service = service_runtime.spawn(ledger_service::run(config, async {
         let _ = stop_rx.await;
     }));
     let expected = 1 + 3 * requests as u64;
@@ -135,8 +161,14 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
         counters.commit_latency.reset();
         counters.write_latency_us_max.store(0, std::sync::atomic::Ordering::Relaxed);
         counters.write_latency.reset();
+        counters.input_wait.reset();
+        counters.publish_latency.reset();
+        counters.input_latency.reset();
+        let hiccups = Hiccups::start();
         let service = open_loop_service(&client, &js, rate, seconds).await;
+        let hiccups = hiccups.stop();
         print_row("service publish -> receipt", rate, &service);
+        print_row("  machine hiccups (1 ms sleeps)", rate, &hiccups);
         println!(
             "{:<34} {:>8} {:>44}",
             "  slowest decide+commit (fsync)",
@@ -151,6 +183,9 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
         );
         print_commit_buckets("decide+commit", &counters.commit_latency);
         print_commit_buckets("synced write alone", &counters.write_latency);
+        print_commit_buckets("commit -> last record acked", &counters.publish_latency);
+        print_input_buckets("stored -> batch decided", &counters.input_wait);
+        print_input_buckets("stored -> receipt sent", &counters.input_latency);
     }
     stop_tx.send(()).unwrap();
     service.await.unwrap().unwrap();
@@ -159,6 +194,16 @@ async fn run(requests: usize, seconds: u64, rates: Vec<u64>) {
 /// Batches by latency bucket (power-of-two bounds): how often deciding and
 /// committing, or the synced write alone, stalls, beside the receipts' tail.
 fn print_commit_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
+    println!("  batches by {what} latency: {}", bucket_line(buckets));
+}
+
+/// Inputs by latency bucket, from JetStream storing each on GRANT_INPUT:
+/// where in the service a receipt's time goes.
+fn print_input_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
+    println!("  inputs by {what} latency: {}", bucket_line(buckets));
+}
+
+fn bucket_line(buckets: &ledger_service::LatencyBuckets) -> String {
     let counts = buckets.counts();
     let line: Vec<String> = (0..counts.len())
         .map(|index| {
@@ -167,7 +212,7 @@ fn print_commit_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
             format!("{name}:{}", counts[index])
         })
         .collect();
-    println!("  batches by {what} latency: {}", line.join(" "));
+    line.join(" ")
 }
 
 fn print_row(name: &str, rate: u64, h: &Histogram<u64>) {
@@ -287,6 +332,55 @@ async fn open_loop_service(client: &async_nats::Client, js: &jetstream::Context,
         ack.await.unwrap();
     }
     collector.await.unwrap()
+}
+
+/// Writes back every dirty page of the machine (`sync`) before the bench
+/// starts, so that the kernel's writeback of what was written before it
+/// (building this very bench links a binary of hundreds of megabytes) does
+/// not land in a phase 30 s later: a burst of writeback stalls a synced
+/// write behind it for tens of milliseconds. What the bench writes itself
+/// (nats-server's store above all) is left to the kernel, as in service.
+fn write_back_dirty_pages() {
+    let started = Instant::now();
+    match std::process::Command::new("sync").status() {
+        Ok(status) if status.success() => {}
+        other => panic!("`sync` failed: {other:?}"),
+    }
+    println!("dirty pages written back before starting: {} ms", started.elapsed().as_millis());
+}
+
+/// A thread that sleeps 1 ms at a time and records by how much each sleep
+/// overran: a pause of the whole machine (the hypervisor descheduling it,
+/// say) shows here as well as in the service's tail; a stall of the disk
+/// alone does not.
+struct Hiccups {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Histogram<u64>>,
+}
+
+impl Hiccups {
+    fn start() -> Hiccups {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut h = histogram();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let before = Instant::now();
+                    std::thread::sleep(Duration::from_millis(1));
+                    let overran = before.elapsed().saturating_sub(Duration::from_millis(1));
+                    h.record((overran.as_micros() as u64).max(1)).unwrap();
+                }
+                h
+            }
+        });
+        Hiccups { stop, thread }
+    }
+
+    fn stop(self) -> Histogram<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
