@@ -1178,7 +1178,9 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
     let staged = batch.len();
     let writing = Instant::now();
     let (commit, records) = batch.commit_records()?;
-    let write_latency = writing.elapsed().as_micros() as u64;
+    let committed_at = Instant::now();
+    let write_latency = committed_at.duration_since(writing).as_micros() as u64;
+    let latency = committed_at.duration_since(started).as_micros() as u64;
     if write_latency >= SLOW_WRITE_US {
         // Every answer behind this batch waited for it.
         tracing::warn!(
@@ -1188,8 +1190,6 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
             "a synced log write was slow; the disk stalled (see the README on the log's disk)"
         );
     }
-    let committed_at = Instant::now();
-    let latency = committed_at.duration_since(started).as_micros() as u64;
     counters.write_latency.record(write_latency);
     counters.write_latency_us_max.fetch_max(write_latency, Ordering::Relaxed);
     counters.batches.fetch_add(1, Ordering::Relaxed);
