@@ -14,8 +14,7 @@
 //! is the log's order, so two replays of one log build the same slab and
 //! the same digest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -36,9 +35,12 @@ pub struct State {
     /// The policy set in force, as published; its hash is in the core.
     pub(crate) policy: Option<Arc<grantledger_events::PolicyPublished>>,
     // Not part of the digest: the interner only saves memory, and the index
-    // only finds slots; both are functions of what the core holds.
+    // only finds slots; both are functions of what the core holds. Both are
+    // B-trees, not hash tables: a hash table rehashes every entry at once
+    // when it grows, which pauses the batch being decided for a time that
+    // grows with the ledger (as [`Slab`] explains for the requests).
     names: Interner,
-    index: HashMap<Name, Slot, FixedHasher>,
+    index: BTreeMap<Name, Slot>,
     pub(crate) core: Core,
 }
 
@@ -713,12 +715,6 @@ impl State {
 /// A request's position in the slab.
 pub(crate) type Slot = u32;
 
-/// SipHash-1-3 with fixed keys: deterministic, and no randomness from the
-/// operating system. Ids are bounded (256 bytes); a producer crafting
-/// colliding request ids could slow lookups, so producers are authenticated
-/// and rate-limited at the edge.
-type FixedHasher = BuildHasherDefault<DefaultHasher>;
-
 /// The prefix [`GrantId::for_request`] puts before a request id.
 // INVARIANT: checked against the events crate by a unit test below.
 const GRANT_ID_PREFIX: &str = "grant:";
@@ -730,7 +726,7 @@ pub(crate) type Name = Arc<str>;
 
 #[derive(Clone, Debug, Default)]
 struct Interner {
-    names: HashSet<Name, FixedHasher>,
+    names: BTreeSet<Name>,
 }
 
 impl Interner {
@@ -752,7 +748,7 @@ pub(crate) struct Core {
     pub(crate) policy_hash: Option<String>,
     pub(crate) time_last: Option<Timestamp>,
     /// Every request ever recorded, in log order: the slab.
-    pub(crate) requests: Vec<Request>,
+    pub(crate) requests: Slab<Request>,
     /// Requests waiting for approvers.
     pub(crate) pending: BTreeSet<Slot>,
     /// Unrevoked grants by `(expires_at, slot)`.
@@ -785,6 +781,70 @@ pub(crate) struct Core {
     /// Requests waiting for approvers with a request TTL, by
     /// `(deadline, slot)`.
     pub(crate) deadlines: BTreeSet<(Timestamp, Slot)>,
+}
+
+/// Every request in log order, indexed by slot, in fixed-size chunks: a
+/// growing `Vec` would copy all of them each time it doubles (a pause that
+/// grows with the ledger: tens of milliseconds at 2^17 requests, seconds at
+/// millions, while the batch being decided and every input behind it
+/// wait). Encodes as the `Vec` it replaces, so the digest is unchanged.
+#[derive(Clone, Debug)]
+pub(crate) struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { chunks: Vec::new(), len: 0 }
+    }
+}
+
+/// Requests per chunk of the [`Slab`].
+const SLAB_CHUNK: usize = 4096;
+
+impl<T> Slab<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.len % SLAB_CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk with room").push(item);
+        self.len += 1;
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Slab<T> {
+    type Output = T;
+
+    fn index(&self, slot: usize) -> &T {
+        &self.chunks[slot / SLAB_CHUNK][slot % SLAB_CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Slab<T> {
+    fn index_mut(&mut self, slot: usize) -> &mut T {
+        &mut self.chunks[slot / SLAB_CHUNK][slot % SLAB_CHUNK]
+    }
+}
+
+impl<T: Serialize> Serialize for Slab<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // The length first, as a `Vec` gives it (bincode needs it).
+        let mut seq = serializer.serialize_seq(Some(self.len))?;
+        for item in self.iter() {
+            seq.serialize_element(item)?;
+        }
+        seq.end()
+    }
 }
 
 /// A recorded identity refusal, what a later failing submission of the same
@@ -989,5 +1049,31 @@ mod tests {
         let request = RequestId::new("req-1").unwrap();
         let grant = GrantId::for_request(&request);
         assert_eq!(grant.as_str().strip_prefix(GRANT_ID_PREFIX), Some("req-1"));
+    }
+
+    #[test]
+    fn the_slab_indexes_across_chunks_and_encodes_as_the_vec_it_replaces() {
+        let n = 2 * SLAB_CHUNK + 5;
+        let mut slab = Slab::default();
+        let mut vec = Vec::new();
+        for i in 0..n {
+            slab.push(format!("r-{i}"));
+            vec.push(format!("r-{i}"));
+        }
+        assert_eq!(slab.len(), n);
+        assert_eq!(slab.chunks.len(), 3, "chunks are filled, never grown");
+        assert!(slab.chunks.iter().all(|chunk| chunk.capacity() == SLAB_CHUNK));
+        for slot in [0, SLAB_CHUNK - 1, SLAB_CHUNK, 2 * SLAB_CHUNK, n - 1] {
+            assert_eq!(slab[slot], vec[slot]);
+        }
+        slab[SLAB_CHUNK] = "changed".to_owned();
+        vec[SLAB_CHUNK] = "changed".to_owned();
+        assert!(slab.iter().eq(vec.iter()));
+        let config = bincode::config::standard();
+        assert_eq!(
+            bincode::serde::encode_to_vec(&slab, config).unwrap(),
+            bincode::serde::encode_to_vec(&vec, config).unwrap(),
+            "the state digest does not change"
+        );
     }
 }
