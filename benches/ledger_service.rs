@@ -181,29 +181,21 @@ async fn run(service_runtime: &tokio::runtime::Handle, requests: usize, seconds:
             rate,
             counters.write_latency_us_max.load(std::sync::atomic::Ordering::Relaxed)
         );
-        print_commit_buckets("decide+commit", &counters.commit_latency);
-        print_commit_buckets("synced write alone", &counters.write_latency);
-        print_commit_buckets("commit -> last record acked", &counters.publish_latency);
-        print_input_buckets("stored -> batch decided", &counters.input_wait);
-        print_input_buckets("stored -> receipt sent", &counters.input_latency);
+        print_buckets("batches", "decide+commit", &counters.commit_latency);
+        print_buckets("batches", "synced write alone", &counters.write_latency);
+        print_buckets("batches", "commit -> last record acked", &counters.publish_latency);
+        print_buckets("inputs", "stored -> batch decided", &counters.input_wait);
+        print_buckets("inputs", "stored -> receipt sent", &counters.input_latency);
     }
     stop_tx.send(()).unwrap();
     service.await.unwrap().unwrap();
 }
 
-/// Batches by latency bucket (power-of-two bounds): how often deciding and
-/// committing, or the synced write alone, stalls, beside the receipts' tail.
-fn print_commit_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
-    println!("  batches by {what} latency: {}", bucket_line(buckets));
-}
-
-/// Inputs by latency bucket, from JetStream storing each on GRANT_INPUT:
-/// where in the service a receipt's time goes.
-fn print_input_buckets(what: &str, buckets: &ledger_service::LatencyBuckets) {
-    println!("  inputs by {what} latency: {}", bucket_line(buckets));
-}
-
-fn bucket_line(buckets: &ledger_service::LatencyBuckets) -> String {
+/// Batches or inputs by latency bucket (power-of-two bounds), beside the
+/// receipts' tail: how often deciding and committing, the synced write
+/// alone or the publication stalls, and where an input's time goes from
+/// JetStream storing it.
+fn print_buckets(counted: &str, what: &str, buckets: &ledger_service::LatencyBuckets) {
     let counts = buckets.counts();
     let line: Vec<String> = (0..counts.len())
         .map(|index| {
@@ -212,7 +204,7 @@ fn bucket_line(buckets: &ledger_service::LatencyBuckets) -> String {
             format!("{name}:{}", counts[index])
         })
         .collect();
-    line.join(" ")
+    println!("  {counted} by {what} latency: {}", line.join(" "));
 }
 
 fn print_row(name: &str, rate: u64, h: &Histogram<u64>) {

@@ -1132,6 +1132,10 @@ struct Decided {
 /// What one input gets once its batch is durable and published.
 struct Answer {
     message: jetstream::Message,
+    /// Its sequence on GRANT_INPUT, for the logs.
+    stream_sequence: u64,
+    /// When JetStream stored it, for [`Counters::input_latency`].
+    stored_at: Option<async_nats::datetime::DateTime>,
     receipt: ServiceReceipt,
     notice: Option<RejectionNotice>,
     /// TERM rather than ACK: a refused input is never redelivered.
@@ -1169,10 +1173,8 @@ impl Outgoing {
 fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetstream::Message>) -> Result<Decided, ServiceError> {
     let counters = &config.counters;
     let started = Instant::now();
-    let now = async_nats::datetime::now();
-    for message in &messages {
-        counters.input_wait.record(stored_age_us(message, now));
-    }
+    // For `input_wait`, recorded as each input's answer is made below.
+    let deciding_at = async_nats::datetime::now();
     let mut batch = ledger.begin(config.clock.now())?;
     let fates: Vec<Fate> = messages.iter().map(|message| decide_one(&config.tenant, &mut batch, message)).collect();
     let staged = batch.len();
@@ -1203,7 +1205,8 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
 
     let mut answers = Vec::with_capacity(messages.len());
     for (message, fate) in messages.into_iter().zip(fates) {
-        let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let (stream_sequence, stored_at) = input_position(&message);
+        counters.input_wait.record(age_us(stored_at, deciding_at));
         let subject = message.subject.to_string();
         let (receipt, notice, terminate) = match fate {
             Fate::Staged { request_id, sequences, outcome, starts_at_ms, published } => (
@@ -1295,16 +1298,23 @@ fn decide_batch(config: &ServiceConfig, ledger: &mut Ledger, messages: Vec<jetst
                 )
             }
         };
-        answers.push(Answer { message, receipt, notice, terminate });
+        answers.push(Answer { message, stream_sequence, stored_at, receipt, notice, terminate });
     }
     let records = records.iter().map(|record| prepare(&config.tenant, record)).collect::<Result<_, _>>()?;
     Ok(Decided { records, through: ledger.log().head().sequence, answers, committed_at })
 }
 
-/// Microseconds since JetStream stored `message` (by the server's clock; a
-/// server whose clock is ahead of ours reads as zero).
-fn stored_age_us(message: &jetstream::Message, now: async_nats::datetime::DateTime) -> u64 {
-    message.info().map_or(0, |info| (now - info.published).whole_microseconds().clamp(0, u64::MAX as i128) as u64)
+/// A delivered input's sequence on GRANT_INPUT and when JetStream stored
+/// it, read from its reply subject (0 and `None` without JetStream's
+/// metadata).
+fn input_position(message: &jetstream::Message) -> (u64, Option<async_nats::datetime::DateTime>) {
+    message.info().map_or((0, None), |info| (info.stream_sequence, Some(info.published)))
+}
+
+/// Microseconds from `stored_at` (the server's clock) to `now`: zero when
+/// unknown, or when the server's clock is ahead of ours.
+fn age_us(stored_at: Option<async_nats::datetime::DateTime>, now: async_nats::datetime::DateTime) -> u64 {
+    stored_at.map_or(0, |stored_at| (now - stored_at).whole_microseconds().clamp(0, u64::MAX as i128) as u64)
 }
 
 /// A record ready for `LEDGER_EVENTS`, kept until JetStream acknowledges it
@@ -1445,8 +1455,7 @@ impl Publisher {
         match item {
             Outgoing::Batch(decided) => {
                 self.counters.publish_latency.record(decided.committed_at.elapsed().as_micros() as u64);
-                for Answer { message, receipt, notice, terminate } in decided.answers {
-                    let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                for Answer { message, stream_sequence, stored_at, receipt, notice, terminate } in decided.answers {
                     // Notices, receipts and acks are at least once: if one is
                     // lost the input is redelivered and answered again with its
                     // original outcome.
@@ -1470,7 +1479,7 @@ impl Publisher {
                         // The input is durable in the log: a redelivery gets the original outcome.
                         tracing::warn!(%error, stream_sequence, "ack failed");
                     }
-                    self.counters.input_latency.record(stored_age_us(&message, async_nats::datetime::now()));
+                    self.counters.input_latency.record(age_us(stored_at, async_nats::datetime::now()));
                 }
             }
             Outgoing::Checkpoint(checkpoint) => {
