@@ -49,10 +49,13 @@ fn sigkill_never_loses_an_acknowledged_append() {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
+                    // With one test thread, libtest prints `test <name> ... `
+                    // before the test runs, so the first report shares its
+                    // line: the report is what follows the last `durable `.
                     // A line cut short by the kill does not parse and is not counted.
                     if let Some(sequence) = line
-                        .strip_prefix("durable ")
-                        .and_then(|s| s.parse::<u64>().ok())
+                        .rsplit_once("durable ")
+                        .and_then(|(_, s)| s.parse::<u64>().ok())
                     {
                         durable.fetch_max(sequence, Ordering::SeqCst);
                     }
